@@ -1,0 +1,320 @@
+"""Incidents and what hangs off them: roles, tasks, stakeholder updates and the timeline.
+
+Models hold fields and state predicates only. Every change to an incident goes through
+`incidents.services`, which writes the timeline entry in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from oncall.models import Team
+
+
+class Severity(models.Model):
+    level = models.PositiveSmallIntegerField(unique=True, help_text="1 is the most severe.")
+    name = models.CharField(max_length=20, unique=True, help_text="Short name, e.g. SEV1.")
+    label = models.CharField(max_length=40, help_text="e.g. Critical")
+    description = models.TextField(help_text="What counts as this severity, written down.")
+    update_cadence_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(5)],
+        help_text="How often stakeholders expect an update while the incident is open.",
+    )
+
+    class Meta:
+        ordering = ["level"]
+        verbose_name_plural = "severities"
+
+    def __str__(self) -> str:
+        return f"{self.name} · {self.label}"
+
+    @property
+    def update_cadence(self) -> timedelta:
+        return timedelta(minutes=self.update_cadence_minutes)
+
+
+class IncidentType(models.Model):
+    name = models.CharField(max_length=60, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    description = models.TextField(blank=True)
+    runbook_url = models.URLField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IncidentStatus(models.TextChoices):
+    INVESTIGATING = "investigating", "Investigating"
+    IDENTIFIED = "identified", "Identified"
+    MONITORING = "monitoring", "Monitoring"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+OPEN_STATUSES = (
+    IncidentStatus.INVESTIGATING,
+    IncidentStatus.IDENTIFIED,
+    IncidentStatus.MONITORING,
+)
+
+# The only moves a commander may make. Going back (monitoring -> investigating) is allowed
+# because a fix that did not hold is common; closed is final.
+ALLOWED_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    IncidentStatus.INVESTIGATING: (
+        IncidentStatus.IDENTIFIED,
+        IncidentStatus.MONITORING,
+        IncidentStatus.RESOLVED,
+    ),
+    IncidentStatus.IDENTIFIED: (
+        IncidentStatus.MONITORING,
+        IncidentStatus.INVESTIGATING,
+        IncidentStatus.RESOLVED,
+    ),
+    IncidentStatus.MONITORING: (
+        IncidentStatus.RESOLVED,
+        IncidentStatus.INVESTIGATING,
+        IncidentStatus.IDENTIFIED,
+    ),
+    IncidentStatus.RESOLVED: (IncidentStatus.CLOSED, IncidentStatus.INVESTIGATING),
+    IncidentStatus.CLOSED: (),
+}
+
+
+class DetectionSource(models.TextChoices):
+    ALERT = "alert", "Alert from monitoring"
+    INTERNAL_REPORT = "internal_report", "Internal report"
+    CUSTOMER_REPORT = "customer_report", "Customer report"
+
+
+class Milestone(models.TextChoices):
+    IMPACT_STARTED = "impact_started_at", "Impact started"
+    DETECTED = "detected_at", "Detected"
+    ACKNOWLEDGED = "acknowledged_at", "Acknowledged"
+    MITIGATED = "mitigated_at", "Mitigated"
+    RESOLVED = "resolved_at", "Resolved"
+
+
+class Incident(models.Model):
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    severity = models.ForeignKey(Severity, on_delete=models.PROTECT, related_name="incidents")
+    incident_type = models.ForeignKey(
+        IncidentType, on_delete=models.PROTECT, null=True, blank=True, related_name="incidents"
+    )
+    status = models.CharField(
+        max_length=20, choices=IncidentStatus.choices, default=IncidentStatus.INVESTIGATING
+    )
+    detection_source = models.CharField(max_length=20, choices=DetectionSource.choices)
+    restricted = models.BooleanField(
+        default=False, help_text="Only people granted access (and role holders) can see it."
+    )
+    is_drill = models.BooleanField(default=False)
+    services = models.ManyToManyField(Service, blank=True, related_name="incidents")
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    declared_at = models.DateTimeField()
+
+    impact_started_at = models.DateTimeField(null=True, blank=True)
+    detected_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    last_stakeholder_update_at = models.DateTimeField(null=True, blank=True)
+    next_update_due_at = models.DateTimeField(null=True, blank=True)
+    # The missed due time we last reminded about: at most one reminder per missed update.
+    update_reminder_sent_for = models.DateTimeField(null=True, blank=True)
+
+    # Bumped with every change (always in the same transaction as the timeline entry), so a
+    # poll can tell "nothing happened" from one indexed lookup.
+    revision = models.PositiveIntegerField(default=0)
+    # Bumped only when title or summary are edited: the optimistic-lock token for free text.
+    details_version = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-declared_at"]
+        indexes = [
+            models.Index(fields=["status", "-declared_at"], name="incident_status_declared"),
+            models.Index(fields=["next_update_due_at"], name="incident_next_update_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    @property
+    def reference(self) -> str:
+        return f"INC-{self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def allowed_transitions(self) -> tuple[str, ...]:
+        return ALLOWED_TRANSITIONS[self.status]
+
+
+class IncidentUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Incident, on_delete=models.CASCADE)
+
+
+class IncidentGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Incident, on_delete=models.CASCADE)
+
+
+class IncidentRole(models.TextChoices):
+    COMMANDER = "commander", "Incident commander"
+    DEPUTY = "deputy", "Deputy"
+    SCRIBE = "scribe", "Scribe"
+    COMMUNICATIONS_LEAD = "communications_lead", "Communications lead"
+    INTERNAL_LIAISON = "internal_liaison", "Internal liaison"
+    CUSTOMER_LIAISON = "customer_liaison", "Customer liaison"
+    SUBJECT_MATTER_EXPERT = "subject_matter_expert", "Subject matter expert"
+
+
+# Every role but SME is held by one person at a time; assigning it hands it over.
+SINGLE_HOLDER_ROLES = tuple(r for r in IncidentRole if r != IncidentRole.SUBJECT_MATTER_EXPERT)
+
+
+class RoleAssignment(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="roles")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="incident_roles"
+    )
+    role = models.CharField(max_length=32, choices=IncidentRole.choices)
+    assigned_at = models.DateTimeField()
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    relieved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["assigned_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "role"],
+                condition=Q(relieved_at__isnull=True) & ~Q(role="subject_matter_expert"),
+                name="one_active_holder_per_single_role",
+            ),
+            models.UniqueConstraint(
+                fields=["incident", "role", "user"],
+                condition=Q(relieved_at__isnull=True),
+                name="no_duplicate_active_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.get_role_display()} on {self.incident.reference}"
+
+
+class IncidentTask(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="tasks")
+    title = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="incident_tasks",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None
+
+
+class StakeholderUpdate(models.Model):
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="stakeholder_updates"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    body = models.TextField()
+    body_html = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+
+class TimelineKind(models.TextChoices):
+    DECLARED = "declared", "Declared"
+    STATUS = "status", "Status"
+    SEVERITY = "severity", "Severity"
+    MILESTONE = "milestone", "Milestone"
+    ROLE = "role", "Role"
+    TASK = "task", "Task"
+    UPDATE = "update", "Stakeholder update"
+    NOTE = "note", "Note"
+    DETAILS = "details", "Details"
+    ACCESS = "access", "Access"
+    REMINDER = "reminder", "Reminder"
+
+
+class TimelineEntry(models.Model):
+    """One thing that happened. The timeline is also the incident's audit log."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=16, choices=TimelineKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    occurred_at = models.DateTimeField()
+    # Plain text for system entries, Markdown source for notes and updates.
+    body = models.TextField()
+    # Sanitised HTML, rendered once at write time so a 2,000-entry page stays cheap.
+    body_html = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    pinned = models.BooleanField(default=False)
+
+    class Meta:
+        # Entries are written as things happen, so id order is time order; the poll for
+        # new entries and the "older" pager both walk the (incident, id) index.
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["incident", "-id"], name="timeline_incident_order"),
+            models.Index(fields=["incident", "kind"], name="timeline_incident_kind"),
+        ]
+        verbose_name_plural = "timeline entries"
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.kind} {self.occurred_at:%Y-%m-%d %H:%M}"

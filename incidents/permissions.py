@@ -1,0 +1,101 @@
+"""The one place that answers "may this user see or act on this incident".
+
+Roles in the organisation come from Django groups (see the 0002 migration):
+  Viewers    incidents.view_incident        read every unrestricted incident
+  Responders + incidents.change_incident    act on every unrestricted incident
+  Admins     + configuration models         configure severities, services, teams
+Restricted incidents are visible only through django-guardian object permissions, which
+role holders get automatically. An outsider gets a 404 so nothing leaks about existence.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from guardian.shortcuts import assign_perm
+
+from incidents.models import Incident, IncidentGroupObjectPermission, IncidentUserObjectPermission
+
+VIEW = "view_incident"
+RESPOND = "change_incident"
+
+
+def _has_object_perm(user, codename: str, incident: Incident) -> bool:
+    direct = IncidentUserObjectPermission.objects.filter(
+        user=user, content_object=incident, permission__codename=codename
+    )
+    via_group = IncidentGroupObjectPermission.objects.filter(
+        group__in=user.groups.all(), content_object=incident, permission__codename=codename
+    )
+    return direct.exists() or via_group.exists()
+
+
+def incident_can_view(user, incident: Incident) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    if not incident.restricted and user.has_perm(f"incidents.{VIEW}"):
+        return True
+    return _has_object_perm(user, VIEW, incident)
+
+
+def incident_can_respond(user, incident: Incident) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    if not incident.restricted and user.has_perm(f"incidents.{RESPOND}"):
+        return True
+    return _has_object_perm(user, RESPOND, incident)
+
+
+def incident_can_declare(user) -> bool:
+    return user.is_authenticated and user.has_perm(f"incidents.{RESPOND}")
+
+
+def incidents_visible_to(user, queryset: QuerySet[Incident] | None = None) -> QuerySet[Incident]:
+    """Filter in SQL, so lists, counts and search never hint at hidden incidents."""
+    queryset = Incident.objects.all() if queryset is None else queryset
+    if not (user.is_authenticated and user.is_active):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    granted = Q(
+        pk__in=IncidentUserObjectPermission.objects.filter(
+            user=user, permission__codename=VIEW
+        ).values("content_object_id")
+    ) | Q(
+        pk__in=IncidentGroupObjectPermission.objects.filter(
+            group__in=user.groups.all(), permission__codename=VIEW
+        ).values("content_object_id")
+    )
+    if user.has_perm(f"incidents.{VIEW}"):
+        return queryset.filter(Q(restricted=False) | granted)
+    return queryset.filter(granted)
+
+
+def incident_get_for_view(user, pk: int, queryset: QuerySet[Incident] | None = None) -> Incident:
+    queryset = Incident.objects.all() if queryset is None else queryset
+    try:
+        incident = queryset.get(pk=pk)
+    except Incident.DoesNotExist:
+        raise Http404("No such incident.") from None
+    if not incident_can_view(user, incident):
+        raise Http404("No such incident.")
+    return incident
+
+
+def incident_get_for_response(user, pk: int) -> Incident:
+    incident = incident_get_for_view(user, pk)
+    if not incident_can_respond(user, incident):
+        raise PermissionDenied("You can read this incident but not act on it.")
+    return incident
+
+
+def incident_grant_access(*, incident: Incident, user, respond: bool) -> None:
+    """Give one person access to this incident. Call inside the service's transaction."""
+    assign_perm(VIEW, user, incident)
+    if respond:
+        assign_perm(RESPOND, user, incident)

@@ -1,0 +1,148 @@
+"""Reads, with the joins each page needs so query counts stay flat as rows grow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from incidents.models import (
+    OPEN_STATUSES,
+    Incident,
+    IncidentRole,
+    RoleAssignment,
+    TimelineEntry,
+    TimelineKind,
+)
+from incidents.permissions import incidents_visible_to
+
+_ACTIVE_COMMANDERS = Prefetch(
+    "roles",
+    queryset=RoleAssignment.objects.filter(
+        role=IncidentRole.COMMANDER, relieved_at__isnull=True
+    ).select_related("user"),
+    to_attr="active_commanders",
+)
+
+
+@dataclass(frozen=True)
+class IncidentFilters:
+    status: str = ""
+    severity: int | None = None
+    service: int | None = None
+    team: int | None = None
+    mine: bool = False
+    query: str = ""
+
+
+def incident_list_for_user(*, user, filters: IncidentFilters | None = None) -> QuerySet[Incident]:
+    filters = filters or IncidentFilters()
+    queryset = incidents_visible_to(user)
+    if filters.status == "open":
+        queryset = queryset.filter(status__in=OPEN_STATUSES)
+    elif filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.severity:
+        queryset = queryset.filter(severity_id=filters.severity)
+    if filters.service:
+        queryset = queryset.filter(services__id=filters.service)
+    if filters.team:
+        queryset = queryset.filter(services__team_id=filters.team)
+    if filters.mine:
+        queryset = queryset.filter(roles__user=user, roles__relieved_at__isnull=True)
+    if filters.query:
+        term = filters.query.strip()
+        by_title = Q(title__icontains=term)
+        reference = term.upper().removeprefix("INC-")
+        if reference.isdigit():
+            by_title |= Q(pk=int(reference))
+        queryset = queryset.filter(by_title)
+    return (
+        queryset.distinct()
+        .select_related("severity")
+        .prefetch_related("services", _ACTIVE_COMMANDERS)
+        .order_by("-declared_at", "-pk")
+    )
+
+
+def incident_open_for_user(*, user) -> QuerySet[Incident]:
+    return incident_list_for_user(user=user, filters=IncidentFilters(status="open")).order_by(
+        "severity__level", "-declared_at"
+    )
+
+
+def incident_for_detail(*, pk: int) -> QuerySet[Incident]:
+    return Incident.objects.filter(pk=pk).select_related("severity", "incident_type", "declared_by")
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    entries: list[TimelineEntry]
+    older_cursor: int | None  # id to pass as ?before= for the next older page
+    newest_id: int
+
+
+def timeline_page(
+    *, incident: Incident, kind: str = "", before: int | None = None, size: int | None = None
+) -> TimelinePage:
+    """Newest first, one page at a time, so a 2,000-entry incident renders like a 20-entry one."""
+    size = size or settings.TIMELINE_PAGE_SIZE
+    queryset = incident.timeline.select_related("actor")
+    if kind in TimelineKind.values:
+        queryset = queryset.filter(kind=kind)
+    if before:
+        queryset = queryset.filter(pk__lt=before)
+    rows = list(queryset.order_by("-pk")[: size + 1])
+    older = rows[size - 1].pk if len(rows) > size else None
+    rows = rows[:size]
+    newest = incident.timeline.order_by("-pk").values_list("pk", flat=True).first() or 0
+    return TimelinePage(entries=rows, older_cursor=older, newest_id=newest)
+
+
+def timeline_entries_after(*, incident: Incident, after: int, kind: str = "") -> list[TimelineEntry]:
+    queryset = incident.timeline.filter(pk__gt=after).select_related("actor")
+    if kind in TimelineKind.values:
+        queryset = queryset.filter(kind=kind)
+    return list(queryset.order_by("-pk")[:500])
+
+
+def timeline_pinned(*, incident: Incident) -> list[TimelineEntry]:
+    return list(incident.timeline.filter(pinned=True).select_related("actor").order_by("pk"))
+
+
+def incident_roles_active(*, incident: Incident) -> list[RoleAssignment]:
+    return list(
+        incident.roles.filter(relieved_at__isnull=True)
+        .select_related("user")
+        .order_by("assigned_at", "pk")
+    )
+
+
+def incident_tasks(*, incident: Incident):
+    return list(incident.tasks.select_related("owner", "done_by"))
+
+
+def incident_latest_updates(*, incident: Incident, limit: int = 3):
+    return list(incident.stakeholder_updates.select_related("author")[:limit])
+
+
+def incident_counts_for_user(*, user) -> dict[str, int]:
+    return incidents_visible_to(user).aggregate(
+        open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
+        mine=Count(
+            "pk",
+            filter=Q(status__in=OPEN_STATUSES, roles__user=user, roles__relieved_at__isnull=True),
+            distinct=True,
+        ),
+    )
+
+
+def update_due_state(incident: Incident) -> dict | None:
+    """What the 'next update due' badge says, computed at render time."""
+    if incident.next_update_due_at is None or not incident.is_open:
+        return None
+    seconds = (incident.next_update_due_at - timezone.now()).total_seconds()
+    minutes = int(abs(seconds) // 60)
+    return {"due_at": incident.next_update_due_at, "overdue": seconds < 0, "minutes": minutes}

@@ -1,0 +1,691 @@
+"""Every write to an incident.
+
+Each public function locks the incident row (SELECT ... FOR UPDATE), re-checks state
+against the locked row, changes it, and writes the timeline entry in the same transaction.
+Two commanders acting at once are therefore serialised: the second sees the first's
+change and either builds on it or is refused with a reason. Nothing else writes to
+incidents, so the timeline is a complete audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.html import escape
+
+from incidents.markdown import render_markdown
+from incidents.models import (
+    ALLOWED_TRANSITIONS,
+    OPEN_STATUSES,
+    SINGLE_HOLDER_ROLES,
+    DetectionSource,
+    Incident,
+    IncidentRole,
+    IncidentStatus,
+    IncidentTask,
+    IncidentType,
+    Milestone,
+    RoleAssignment,
+    Service,
+    Severity,
+    StakeholderUpdate,
+    TimelineEntry,
+    TimelineKind,
+)
+from incidents.permissions import incident_grant_access
+
+
+class IncidentRefused(Exception):
+    """A change that the incident's current state does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class DetailsConflict(Exception):
+    """Someone else edited the title or summary since this form was loaded."""
+
+    current_title: str
+    current_summary: str
+    edited_by: str
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def _lock(incident: Incident) -> Incident:
+    return Incident.objects.select_for_update().get(pk=incident.pk)
+
+
+def _name(user) -> str:
+    return user.display_name if user is not None else "Firebreak"
+
+
+def timeline_record(
+    *,
+    incident: Incident,
+    kind: str,
+    actor,
+    body: str,
+    markdown: bool = False,
+    data: dict | None = None,
+    at: datetime | None = None,
+) -> TimelineEntry:
+    """Write one entry and bump the incident's revision.
+
+    Call while holding SELECT FOR UPDATE on the incident (every service here does).
+    """
+    at = at or _now()
+    entry = TimelineEntry.objects.create(
+        incident=incident,
+        kind=kind,
+        actor=actor,
+        occurred_at=at,
+        body=body,
+        body_html=render_markdown(body) if markdown else escape(body),
+        data=data or {},
+    )
+    incident.revision += 1
+    incident.save(update_fields=["revision", "updated_at"])
+    return entry
+
+
+def _grant_role_access(incident: Incident, user) -> None:
+    # Someone given a role must be able to act on this incident, restricted or not.
+    incident_grant_access(incident=incident, user=user, respond=True)
+
+
+def incident_declare(
+    *,
+    declared_by,
+    title: str,
+    severity: Severity,
+    detection_source: str,
+    services: Iterable[Service] = (),
+    incident_type: IncidentType | None = None,
+    restricted: bool = False,
+    commander=None,
+    summary: str = "",
+    impact_started_at: datetime | None = None,
+    is_drill: bool = False,
+) -> Incident:
+    """Open an incident. The declarer commands it unless another commander is named.
+
+    A person declaring by hand is already working on it, so it is acknowledged at once.
+    """
+    now = _now()
+    commander = commander or declared_by
+    services = list(services)
+    with transaction.atomic():
+        incident = Incident.objects.create(
+            title=title.strip(),
+            summary=summary.strip(),
+            severity=severity,
+            incident_type=incident_type,
+            detection_source=detection_source,
+            restricted=restricted,
+            is_drill=is_drill,
+            declared_by=declared_by,
+            declared_at=now,
+            impact_started_at=impact_started_at or now,
+            detected_at=now,
+            acknowledged_at=now if declared_by is not None else None,
+            next_update_due_at=now + severity.update_cadence,
+        )
+        incident.services.set(services)
+        source = DetectionSource(detection_source).label.lower()
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.DECLARED,
+            actor=declared_by,
+            body=f"{_name(declared_by)} declared a {severity.name} incident ({source}).",
+            data={"severity": severity.name, "detection_source": detection_source},
+            at=now,
+        )
+        if declared_by is not None:
+            incident_grant_access(incident=incident, user=declared_by, respond=True)
+        if commander is not None:
+            _assign(incident, actor=declared_by, user=commander, role=IncidentRole.COMMANDER)
+    return incident
+
+
+def incident_transition(*, incident: Incident, actor, to_status: str) -> Incident:
+    """Move the incident along its lifecycle, stamping milestones. Refuses impossible moves."""
+    if to_status not in IncidentStatus.values:
+        raise IncidentRefused(f"“{to_status}” is not a status.")
+    with transaction.atomic():
+        incident = _lock(incident)
+        current = incident.status
+        target_label = IncidentStatus(to_status).label
+        if current == to_status:
+            raise IncidentRefused(f"The incident is already {target_label.lower()}.")
+        if to_status not in ALLOWED_TRANSITIONS[current]:
+            if current == IncidentStatus.CLOSED:
+                raise IncidentRefused("A closed incident cannot change status.")
+            raise IncidentRefused(
+                f"An incident that is {IncidentStatus(current).label.lower()} cannot move "
+                f"straight to {target_label.lower()}."
+            )
+        now = _now()
+        stamped: list[str] = []
+
+        def stamp(milestone: Milestone) -> None:
+            if getattr(incident, milestone.value) is None:
+                setattr(incident, milestone.value, now)
+                stamped.append(milestone.label)
+
+        if to_status in (IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING):
+            stamp(Milestone.ACKNOWLEDGED)
+        if to_status == IncidentStatus.MONITORING:
+            stamp(Milestone.MITIGATED)
+        if to_status == IncidentStatus.RESOLVED:
+            stamp(Milestone.ACKNOWLEDGED)
+            stamp(Milestone.MITIGATED)
+            stamp(Milestone.RESOLVED)
+            incident.next_update_due_at = None
+        if to_status == IncidentStatus.CLOSED:
+            incident.closed_at = now
+        if current == IncidentStatus.RESOLVED and to_status in OPEN_STATUSES:
+            # Reopened: it is not resolved any more, and stakeholders need updates again.
+            incident.resolved_at = None
+            incident.next_update_due_at = now + incident.severity.update_cadence
+        if current == IncidentStatus.MONITORING and to_status in (
+            IncidentStatus.INVESTIGATING,
+            IncidentStatus.IDENTIFIED,
+        ):
+            incident.mitigated_at = None  # the mitigation did not hold
+        incident.status = to_status
+        incident.save()
+        body = (
+            f"{_name(actor)} changed the status from {IncidentStatus(current).label} "
+            f"to {target_label}."
+        )
+        if stamped:
+            body += " Milestones recorded: " + ", ".join(stamped) + "."
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.STATUS,
+            actor=actor,
+            body=body,
+            data={"from": current, "to": to_status, "milestones": stamped},
+            at=now,
+        )
+    return incident
+
+
+def incident_acknowledge(*, incident: Incident, actor) -> Incident:
+    with transaction.atomic():
+        incident = _lock(incident)
+        if incident.acknowledged_at is not None:
+            raise IncidentRefused("The incident is already acknowledged.")
+        incident.acknowledged_at = _now()
+        incident.save()
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.MILESTONE,
+            actor=actor,
+            body=f"{_name(actor)} acknowledged the incident.",
+            data={"milestone": Milestone.ACKNOWLEDGED.value},
+        )
+    return incident
+
+
+def incident_change_severity(
+    *, incident: Incident, actor, severity: Severity, reason: str = ""
+) -> Incident:
+    with transaction.atomic():
+        incident = _lock(incident)
+        old = incident.severity
+        if old.pk == severity.pk:
+            raise IncidentRefused(f"The incident is already {severity.name}.")
+        if not incident.is_open:
+            raise IncidentRefused("Only an open incident's severity can change.")
+        direction = "upgraded" if severity.level < old.level else "downgraded"
+        incident.severity = severity
+        if incident.next_update_due_at is not None:
+            # A more severe incident needs updates sooner; never push a due update later.
+            base = incident.last_stakeholder_update_at or incident.declared_at
+            incident.next_update_due_at = min(
+                incident.next_update_due_at, base + severity.update_cadence
+            )
+        incident.save()
+        body = f"{_name(actor)} {direction} the severity from {old.name} to {severity.name}."
+        if reason.strip():
+            body += f" Reason: {reason.strip()}"
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.SEVERITY,
+            actor=actor,
+            body=body,
+            data={"from": old.name, "to": severity.name, "direction": direction},
+        )
+    return incident
+
+
+def incident_correct_milestone(
+    *, incident: Incident, actor, milestone: str, value: datetime, reason: str
+) -> Incident:
+    """Correct a milestone timestamp after the fact. A reason is required for the record."""
+    milestone_enum = Milestone(milestone)
+    if not reason.strip():
+        raise IncidentRefused("Say why the milestone is being corrected.")
+    if value > _now() + timedelta(minutes=1):
+        raise IncidentRefused("A milestone cannot be in the future.")
+    with transaction.atomic():
+        incident = _lock(incident)
+        old = getattr(incident, milestone)
+        if milestone == Milestone.RESOLVED and incident.status not in (
+            IncidentStatus.RESOLVED,
+            IncidentStatus.CLOSED,
+        ):
+            raise IncidentRefused("An open incident has no resolved time to correct.")
+        order = [m.value for m in Milestone]
+        after = {m: getattr(incident, m) for m in order}
+        after[milestone] = value
+        stamps = [(m, after[m]) for m in order if after[m] is not None]
+        for (m1, t1), (m2, t2) in zip(stamps, stamps[1:], strict=False):
+            if t1 > t2:
+                raise IncidentRefused(
+                    f"{Milestone(m1).label} cannot be after {Milestone(m2).label.lower()}."
+                )
+        setattr(incident, milestone, value)
+        incident.save()
+        old_text = old.isoformat() if old else "unset"
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.MILESTONE,
+            actor=actor,
+            body=(
+                f"{_name(actor)} corrected “{milestone_enum.label}” "
+                f"from {old_text} to {value.isoformat()}. Reason: {reason.strip()}"
+            ),
+            data={
+                "milestone": milestone,
+                "from": old.isoformat() if old else None,
+                "to": value.isoformat(),
+                "reason": reason.strip(),
+                "correction": True,
+            },
+        )
+    return incident
+
+
+def incident_update_details(
+    *,
+    incident: Incident,
+    actor,
+    title: str,
+    summary: str,
+    services: Iterable[Service],
+    incident_type: IncidentType | None,
+    details_version: int,
+) -> Incident:
+    """Edit title, summary, services and type. Free text is guarded by `details_version`:
+    a second editor working from an old copy is refused and shown the current text."""
+    services = list(services)
+    with transaction.atomic():
+        incident = _lock(incident)
+        changes: list[str] = []
+        text_changed = title.strip() != incident.title or summary.strip() != incident.summary
+        if text_changed and incident.details_version != details_version:
+            last = (
+                incident.timeline.filter(kind=TimelineKind.DETAILS).select_related("actor").first()
+            )
+            raise DetailsConflict(
+                current_title=incident.title,
+                current_summary=incident.summary,
+                edited_by=_name(last.actor) if last else "someone",
+            )
+        if title.strip() != incident.title:
+            changes.append(f"title to “{title.strip()}”")
+            incident.title = title.strip()
+        if summary.strip() != incident.summary:
+            changes.append("the summary")
+            incident.summary = summary.strip()
+        if text_changed:
+            incident.details_version += 1
+        old_services = set(incident.services.values_list("pk", flat=True))
+        new_services = {s.pk for s in services}
+        if old_services != new_services:
+            names = ", ".join(sorted(s.name for s in services)) or "none"
+            changes.append(f"affected services to {names}")
+        if (incident.incident_type_id or None) != (incident_type.pk if incident_type else None):
+            changes.append(f"type to {incident_type.name if incident_type else 'none'}")
+            incident.incident_type = incident_type
+        if not changes:
+            return incident
+        incident.save()
+        if old_services != new_services:
+            incident.services.set(services)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.DETAILS,
+            actor=actor,
+            body=f"{_name(actor)} changed " + "; ".join(changes) + ".",
+        )
+    return incident
+
+
+def incident_set_restricted(*, incident: Incident, actor, restricted: bool) -> Incident:
+    with transaction.atomic():
+        incident = _lock(incident)
+        if incident.restricted == restricted:
+            raise IncidentRefused(
+                "The incident is already restricted." if restricted else "It is not restricted."
+            )
+        incident.restricted = restricted
+        incident.save()
+        if restricted:
+            # Everyone currently holding a role keeps access; the actor too.
+            for assignment in incident.roles.filter(relieved_at__isnull=True).select_related(
+                "user"
+            ):
+                _grant_role_access(incident, assignment.user)
+            incident_grant_access(incident=incident, user=actor, respond=True)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.ACCESS,
+            actor=actor,
+            body=(
+                f"{_name(actor)} restricted the incident to people granted access."
+                if restricted
+                else f"{_name(actor)} lifted the restriction: everyone with access to "
+                "incidents can now see it."
+            ),
+        )
+    return incident
+
+
+def incident_share(*, incident: Incident, actor, user, respond: bool) -> Incident:
+    """Grant one person access to a (restricted) incident."""
+    with transaction.atomic():
+        incident = _lock(incident)
+        incident_grant_access(incident=incident, user=user, respond=respond)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.ACCESS,
+            actor=actor,
+            body=f"{_name(actor)} gave {_name(user)} access "
+            f"({'can respond' if respond else 'read only'}).",
+            data={"user": user.pk, "respond": respond},
+        )
+    return incident
+
+
+def _assign(incident: Incident, *, actor, user, role: str) -> RoleAssignment:
+    now = _now()
+    current = list(
+        incident.roles.filter(role=role, relieved_at__isnull=True).select_related("user")
+    )
+    if any(a.user_id == user.pk for a in current):
+        raise IncidentRefused(f"{_name(user)} is already {IncidentRole(role).label.lower()}.")
+    label = IncidentRole(role).label
+    body = f"{_name(actor)} made {_name(user)} {label.lower()}."
+    if role in SINGLE_HOLDER_ROLES and current:
+        previous = current[0]
+        previous.relieved_at = now
+        previous.save(update_fields=["relieved_at"])
+        if role == IncidentRole.COMMANDER:
+            body = f"{_name(previous.user)} handed command to {_name(user)}."
+            if actor is not None and actor.pk != previous.user_id:
+                body = f"{_name(actor)} handed command from {_name(previous.user)} to {_name(user)}."
+        else:
+            body = (
+                f"{_name(actor)} handed {label.lower()} from {_name(previous.user)} "
+                f"to {_name(user)}."
+            )
+    assignment = RoleAssignment.objects.create(
+        incident=incident, user=user, role=role, assigned_at=now, assigned_by=actor
+    )
+    _grant_role_access(incident, user)
+    timeline_record(
+        incident=incident,
+        kind=TimelineKind.ROLE,
+        actor=actor,
+        body=body,
+        data={"role": role, "user": user.pk},
+        at=now,
+    )
+    return assignment
+
+
+def role_assign(*, incident: Incident, actor, user, role: str) -> RoleAssignment:
+    """Give `user` a role. For single-holder roles this hands it over from the current holder."""
+    if role not in IncidentRole.values:
+        raise IncidentRefused(f"“{role}” is not an incident role.")
+    if not user.is_active:
+        raise IncidentRefused(f"{_name(user)} is not an active user.")
+    with transaction.atomic():
+        incident = _lock(incident)
+        if incident.status == IncidentStatus.CLOSED:
+            raise IncidentRefused("A closed incident's roles cannot change.")
+        return _assign(incident, actor=actor, user=user, role=role)
+
+
+def role_relieve(*, incident: Incident, actor, assignment_id: int) -> None:
+    with transaction.atomic():
+        incident = _lock(incident)
+        try:
+            assignment = incident.roles.select_related("user").get(
+                pk=assignment_id, relieved_at__isnull=True
+            )
+        except RoleAssignment.DoesNotExist:
+            raise IncidentRefused("That person no longer holds that role.") from None
+        if assignment.role == IncidentRole.COMMANDER:
+            raise IncidentRefused(
+                "An incident always has a commander: hand command to someone else instead."
+            )
+        assignment.relieved_at = _now()
+        assignment.save(update_fields=["relieved_at"])
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.ROLE,
+            actor=actor,
+            body=f"{_name(actor)} relieved {_name(assignment.user)} as "
+            f"{assignment.get_role_display().lower()}.",
+            data={"role": assignment.role, "user": assignment.user_id, "relieved": True},
+        )
+
+
+def task_add(*, incident: Incident, actor, title: str, owner=None) -> IncidentTask:
+    with transaction.atomic():
+        incident = _lock(incident)
+        task = IncidentTask.objects.create(
+            incident=incident,
+            title=title.strip(),
+            owner=owner,
+            created_by=actor,
+            created_at=_now(),
+        )
+        body = f"{_name(actor)} added a task: “{task.title}”"
+        body += f", owned by {_name(owner)}." if owner else "."
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.TASK,
+            actor=actor,
+            body=body,
+            data={"task": task.pk, "action": "added"},
+        )
+    return task
+
+
+def task_set_done(*, incident: Incident, actor, task_id: int, done: bool) -> IncidentTask:
+    with transaction.atomic():
+        incident = _lock(incident)
+        try:
+            task = incident.tasks.get(pk=task_id)
+        except IncidentTask.DoesNotExist:
+            raise IncidentRefused("That task is not on this incident.") from None
+        if task.is_done == done:
+            raise IncidentRefused(
+                f"“{task.title}” is already {'done' if done else 'open'}."
+            )
+        task.done_at = _now() if done else None
+        task.done_by = actor if done else None
+        task.save(update_fields=["done_at", "done_by"])
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.TASK,
+            actor=actor,
+            body=f"{_name(actor)} {'completed' if done else 'reopened'} the task “{task.title}”.",
+            data={"task": task.pk, "action": "done" if done else "reopened"},
+        )
+    return task
+
+
+def task_assign(*, incident: Incident, actor, task_id: int, owner) -> IncidentTask:
+    with transaction.atomic():
+        incident = _lock(incident)
+        try:
+            task = incident.tasks.get(pk=task_id)
+        except IncidentTask.DoesNotExist:
+            raise IncidentRefused("That task is not on this incident.") from None
+        if task.owner_id == (owner.pk if owner else None):
+            raise IncidentRefused("That task already has that owner.")
+        task.owner = owner
+        task.save(update_fields=["owner"])
+        who = _name(owner) if owner else "nobody"
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.TASK,
+            actor=actor,
+            body=f"{_name(actor)} gave the task “{task.title}” to {who}.",
+            data={"task": task.pk, "action": "assigned"},
+        )
+    return task
+
+
+def stakeholder_update_post(*, incident: Incident, author, body: str) -> StakeholderUpdate:
+    """Publish an internal stakeholder update and restart the update cadence."""
+    with transaction.atomic():
+        incident = _lock(incident)
+        if incident.status == IncidentStatus.CLOSED:
+            raise IncidentRefused("A closed incident takes no more updates.")
+        now = _now()
+        update = StakeholderUpdate.objects.create(
+            incident=incident,
+            author=author,
+            body=body.strip(),
+            body_html=render_markdown(body.strip()),
+            created_at=now,
+        )
+        incident.last_stakeholder_update_at = now
+        incident.next_update_due_at = (
+            now + incident.severity.update_cadence if incident.is_open else None
+        )
+        incident.save()
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.UPDATE,
+            actor=author,
+            body=body.strip(),
+            markdown=True,
+            data={"update": update.pk},
+            at=now,
+        )
+    return update
+
+
+def note_add(*, incident: Incident, author, body: str) -> TimelineEntry:
+    with transaction.atomic():
+        incident = _lock(incident)
+        return timeline_record(
+            incident=incident, kind=TimelineKind.NOTE, actor=author, body=body.strip(), markdown=True
+        )
+
+
+def timeline_entry_set_pinned(
+    *, incident: Incident, actor, entry_id: int, pinned: bool
+) -> TimelineEntry:
+    with transaction.atomic():
+        incident = _lock(incident)
+        try:
+            entry = incident.timeline.get(pk=entry_id)
+        except TimelineEntry.DoesNotExist:
+            raise IncidentRefused("That entry is not on this incident's timeline.") from None
+        if entry.pinned != pinned:
+            entry.pinned = pinned
+            entry.save(update_fields=["pinned"])
+            # Pinning edits an entry rather than adding one; bumping the revision still
+            # lets everyone watching see the key moments change.
+            incident.revision += 1
+            incident.save(update_fields=["revision", "updated_at"])
+    return entry
+
+
+def stakeholder_update_missed_due(incident: Incident, now: datetime) -> datetime | None:
+    """The most recent update due time that has passed without an update, if any."""
+    due = incident.next_update_due_at
+    if due is None or due > now or not incident.is_open:
+        return None
+    cadence = incident.severity.update_cadence
+    periods = int((now - due) / cadence)
+    return due + periods * cadence
+
+
+def stakeholder_update_reminder_claim(*, incident_id: int, now: datetime | None = None):
+    """Claim the right to send one reminder for the current missed update.
+
+    Returns (incident, recipient, missed_due) when this caller won the claim, else None.
+    The claim is a conditional UPDATE, so two workers or a re-delivered task can never
+    both send the reminder for the same missed update.
+    """
+    now = now or _now()
+    with transaction.atomic():
+        try:
+            incident = (
+                Incident.objects.select_for_update()
+                .select_related("severity")
+                .get(pk=incident_id)
+            )
+        except Incident.DoesNotExist:
+            return None
+        missed_due = stakeholder_update_missed_due(incident, now)
+        if missed_due is None:
+            return None
+        if (
+            incident.update_reminder_sent_for is not None
+            and incident.update_reminder_sent_for >= missed_due
+        ):
+            return None
+        claimed = (
+            Incident.objects.filter(pk=incident.pk, revision=incident.revision)
+            .exclude(update_reminder_sent_for__gte=missed_due)
+            .update(update_reminder_sent_for=missed_due)
+        )
+        if claimed != 1:
+            return None
+        incident.update_reminder_sent_for = missed_due
+        holder = (
+            incident.roles.filter(
+                role=IncidentRole.COMMUNICATIONS_LEAD, relieved_at__isnull=True
+            )
+            .select_related("user")
+            .first()
+            or incident.roles.filter(role=IncidentRole.COMMANDER, relieved_at__isnull=True)
+            .select_related("user")
+            .first()
+        )
+        recipient = holder.user if holder else None
+        overdue_minutes = int((now - missed_due).total_seconds() // 60)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.REMINDER,
+            actor=None,
+            body=(
+                f"A stakeholder update was due at {missed_due:%H:%M} UTC"
+                f"{f' ({overdue_minutes} min ago)' if overdue_minutes else ''}; "
+                + (
+                    f"reminded {_name(recipient)} by email."
+                    if recipient and recipient.email
+                    else "nobody with an email address holds the communications lead or "
+                    "commander role to remind."
+                )
+            ),
+            data={"missed_due": missed_due.isoformat(), "recipient": getattr(recipient, "pk", None)},
+            at=now,
+        )
+    return incident, recipient, missed_due

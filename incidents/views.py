@@ -1,0 +1,594 @@
+"""Incident pages. Views parse input, call one service, render.
+
+Every action answers an htmx request with the refreshed header and sidebar (and tells the
+timeline poll to fetch at once), and a plain form post with a redirect back to the page,
+so everything works without JavaScript too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+
+from incidents import selectors, services
+from incidents.forms import (
+    DetailsForm,
+    DoneForm,
+    IncidentDeclareForm,
+    IncidentFilterForm,
+    MilestoneForm,
+    NoteForm,
+    PinForm,
+    RestrictForm,
+    RoleForm,
+    SeverityForm,
+    ShareForm,
+    StakeholderUpdateForm,
+    StatusForm,
+    TaskForm,
+    TaskOwnerForm,
+)
+from incidents.models import (
+    Incident,
+    IncidentRole,
+    IncidentStatus,
+    Milestone,
+    Service,
+    Severity,
+    TimelineKind,
+)
+from incidents.permissions import (
+    incident_can_declare,
+    incident_can_respond,
+    incident_get_for_response,
+    incident_get_for_view,
+)
+
+DETAIL_TEMPLATE = "incidents/incident_detail.html"
+
+
+# --- Pages ----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    open_incidents = list(selectors.incident_open_for_user(user=request.user))
+    mine = [i for i in open_incidents if _holds_role(i, request.user)]
+    return render(
+        request,
+        "incidents/home.html",
+        {
+            "open_incidents": open_incidents,
+            "mine_ids": {i.pk for i in mine},
+            "can_declare": incident_can_declare(request.user),
+        },
+    )
+
+
+def _holds_role(incident: Incident, user) -> bool:
+    return any(a.user_id == user.pk for a in getattr(incident, "active_commanders", []))
+
+
+@login_required
+@require_GET
+def incident_list(request: HttpRequest) -> HttpResponse:
+    form = IncidentFilterForm(request.GET or None)
+    filters = selectors.IncidentFilters()
+    if form.is_valid():
+        data = form.cleaned_data
+        filters = selectors.IncidentFilters(
+            status=data["status"],
+            severity=data["severity"].pk if data["severity"] else None,
+            service=data["service"].pk if data["service"] else None,
+            team=data["team"].pk if data["team"] else None,
+            mine=data["mine"],
+            query=data["q"],
+        )
+    queryset = selectors.incident_list_for_user(user=request.user, filters=filters)
+    paginator = Paginator(queryset, settings.INCIDENTS_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query_string": query.urlencode(),
+        "can_declare": incident_can_declare(request.user),
+    }
+    template = "incidents/incident_list.html"
+    if request.htmx and request.htmx.target == "incident-results":
+        template += "#results"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def incident_declare(request: HttpRequest) -> HttpResponse:
+    if not incident_can_declare(request.user):
+        raise PermissionDenied("Only responders can declare incidents.")
+    form = IncidentDeclareForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        incident = services.incident_declare(
+            declared_by=request.user,
+            title=data["title"],
+            severity=data["severity"],
+            detection_source=data["detection_source"],
+            services=data["services"],
+            incident_type=data["incident_type"],
+            restricted=data["restricted"],
+            commander=data["commander"],
+            summary=data["summary"],
+            impact_started_at=data["impact_started_at"],
+        )
+        return redirect("incidents:detail", pk=incident.pk)
+    if request.method == "GET":
+        form.initial.setdefault("severity", Severity.objects.order_by("-level").first())
+    return render(
+        request,
+        "incidents/incident_declare.html",
+        {"form": form, "severities": Severity.objects.all()},
+        status=422 if form.is_bound else 200,
+    )
+
+
+def _timeline_kind(request: HttpRequest) -> str:
+    kind = request.GET.get("kind", "")
+    return kind if kind in TimelineKind.values else ""
+
+
+def _detail_context(
+    request: HttpRequest,
+    incident: Incident,
+    *,
+    bound: dict[str, Any] | None = None,
+    error: str = "",
+    conflict: services.DetailsConflict | None = None,
+) -> dict[str, Any]:
+    """Everything the incident page and its partials render, in a fixed number of queries."""
+    bound = bound or {}
+    kind = _timeline_kind(request)
+    roles = selectors.incident_roles_active(incident=incident)
+    commander = next((r for r in roles if r.role == IncidentRole.COMMANDER), None)
+    services_list = list(incident.services.select_related("team"))
+    details_initial = {
+        "title": incident.title,
+        "summary": incident.summary,
+        "services": [s.pk for s in services_list],
+        "incident_type": incident.incident_type_id,
+        "details_version": incident.details_version,
+    }
+    milestones = [(m.value, m.label, getattr(incident, m.value)) for m in Milestone]
+    return {
+        "incident": incident,
+        "services": services_list,
+        "roles": roles,
+        "commander": commander,
+        "tasks": selectors.incident_tasks(incident=incident),
+        "updates": selectors.incident_latest_updates(incident=incident),
+        "update_due": selectors.update_due_state(incident),
+        "pinned": selectors.timeline_pinned(incident=incident),
+        "milestones": milestones,
+        "transitions": [
+            (s, IncidentStatus(s).label) for s in incident.allowed_transitions()
+        ],
+        "severities": list(Severity.objects.all()),
+        "can_respond": incident_can_respond(request.user, incident),
+        "kind": kind,
+        "kinds": TimelineKind.choices,
+        "poll_seconds": settings.TIMELINE_POLL_SECONDS,
+        "error": error,
+        "conflict": conflict,
+        "status_form": bound.get("status") or StatusForm(),
+        "severity_form": bound.get("severity")
+        or SeverityForm(initial={"severity": incident.severity_id}),
+        "milestone_form": bound.get("milestone") or MilestoneForm(),
+        "role_form": bound.get("role") or RoleForm(),
+        "task_form": bound.get("task") or TaskForm(),
+        "note_form": bound.get("note") or NoteForm(),
+        "update_form": bound.get("update") or StakeholderUpdateForm(),
+        "details_form": bound.get("details") or DetailsForm(initial=details_initial),
+        "share_form": bound.get("share") or ShareForm(),
+        "people": list(RoleForm.base_fields["user"].queryset),
+        "role_choices": IncidentRole.choices,
+    }
+
+
+def _load_for_view(request: HttpRequest, pk: int) -> Incident:
+    return incident_get_for_view(
+        request.user, pk, queryset=selectors.incident_for_detail(pk=pk)
+    )
+
+
+@login_required
+@require_GET
+def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _load_for_view(request, pk)
+    context = _detail_context(request, incident)
+    context["timeline"] = selectors.timeline_page(incident=incident, kind=context["kind"])
+    template = DETAIL_TEMPLATE
+    if request.htmx and request.htmx.target == "timeline":
+        template += "#timeline"  # switching the kind filter swaps only the timeline
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def incident_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+    """Older timeline entries (?before=ID), for the 'show older' link."""
+    incident = _load_for_view(request, pk)
+    try:
+        before = int(request.GET.get("before", "0")) or None
+    except ValueError:
+        before = None
+    kind = _timeline_kind(request)
+    page = selectors.timeline_page(incident=incident, kind=kind, before=before)
+    context = {
+        "incident": incident,
+        "timeline": page,
+        "kind": kind,
+        "can_respond": incident_can_respond(request.user, incident),
+    }
+    if request.htmx:
+        return render(request, DETAIL_TEMPLATE + "#older_entries", context)
+    return redirect(f"{reverse('incidents:detail', kwargs={'pk': pk})}?kind={kind}")
+
+
+@login_required
+@require_GET
+def incident_timeline_poll(request: HttpRequest, pk: int) -> HttpResponse:
+    """Answer 204 when nothing changed since `rev`; otherwise the new entries and state.
+
+    The quiet case is one indexed lookup plus the permission check: a room full of people
+    watching a quiet incident costs the server next to nothing.
+    """
+    incident = incident_get_for_view(
+        request.user, pk, queryset=Incident.objects.only("pk", "restricted", "revision")
+    )
+    try:
+        rev = int(request.GET.get("rev", "-1"))
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        return HttpResponse("rev and after must be integers.", status=400)
+    if rev == incident.revision:
+        return HttpResponse(status=204)
+    incident = selectors.incident_for_detail(pk=pk).get()
+    context = _detail_context(request, incident)
+    kind = context["kind"]
+    context["new_entries"] = selectors.timeline_entries_after(
+        incident=incident, after=after, kind=kind
+    )
+    newest = incident.timeline.order_by("-pk").values_list("pk", flat=True).first() or 0
+    context["timeline"] = selectors.TimelinePage(entries=[], older_cursor=None, newest_id=newest)
+    context["oob"] = True
+    return render(request, DETAIL_TEMPLATE + "#poll_response", context)
+
+
+def _respond(
+    request: HttpRequest,
+    incident: Incident,
+    *,
+    bound: dict[str, Any] | None = None,
+    error: str = "",
+    conflict: services.DetailsConflict | None = None,
+    success: str = "",
+) -> HttpResponse:
+    """After an action: refreshed state for htmx, or back to the page for a plain post."""
+    failed = bool(error or conflict or bound)
+    if request.htmx:
+        incident = selectors.incident_for_detail(pk=incident.pk).get()
+        context = _detail_context(request, incident, bound=bound, error=error, conflict=conflict)
+        context["oob"] = True
+        response = render(
+            request, DETAIL_TEMPLATE + "#state", context, status=422 if failed else 200
+        )
+        return trigger_client_event(response, "timeline-refresh")
+    if failed:
+        incident = selectors.incident_for_detail(pk=incident.pk).get()
+        context = _detail_context(request, incident, bound=bound, error=error, conflict=conflict)
+        context["timeline"] = selectors.timeline_page(incident=incident)
+        return render(request, DETAIL_TEMPLATE, context, status=422)
+    if success:
+        messages.success(request, success)
+    return redirect("incidents:detail", pk=incident.pk)
+
+
+def _action(request: HttpRequest, pk: int) -> Incident:
+    return incident_get_for_response(request.user, pk)
+
+
+@login_required
+@require_POST
+def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"status": form})
+    try:
+        services.incident_transition(
+            incident=incident, actor=request.user, to_status=form.cleaned_data["to_status"]
+        )
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def incident_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    try:
+        services.incident_acknowledge(incident=incident, actor=request.user)
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def incident_severity(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = SeverityForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"severity": form})
+    try:
+        services.incident_change_severity(
+            incident=incident,
+            actor=request.user,
+            severity=form.cleaned_data["severity"],
+            reason=form.cleaned_data["reason"],
+        )
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def incident_milestone(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = MilestoneForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"milestone": form})
+    try:
+        services.incident_correct_milestone(
+            incident=incident,
+            actor=request.user,
+            milestone=form.cleaned_data["milestone"],
+            value=form.cleaned_data["value"],
+            reason=form.cleaned_data["reason"],
+        )
+    except services.IncidentRefused as refused:
+        form.add_error(None, str(refused))
+        return _respond(request, incident, bound={"milestone": form})
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def incident_details(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = DetailsForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"details": form})
+    data = form.cleaned_data
+    try:
+        services.incident_update_details(
+            incident=incident,
+            actor=request.user,
+            title=data["title"],
+            summary=data["summary"],
+            services=data["services"],
+            incident_type=data["incident_type"],
+            details_version=data["details_version"],
+        )
+    except services.DetailsConflict as conflict:
+        return _respond(request, incident, bound={"details": form}, conflict=conflict)
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def role_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"role": form})
+    try:
+        services.role_assign(
+            incident=incident,
+            actor=request.user,
+            user=form.cleaned_data["user"],
+            role=form.cleaned_data["role"],
+        )
+    except services.IncidentRefused as refused:
+        form.add_error(None, str(refused))
+        return _respond(request, incident, bound={"role": form})
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def role_relieve(request: HttpRequest, pk: int, assignment_id: int) -> HttpResponse:
+    incident = _action(request, pk)
+    try:
+        services.role_relieve(incident=incident, actor=request.user, assignment_id=assignment_id)
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def task_add(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = TaskForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"task": form})
+    services.task_add(
+        incident=incident,
+        actor=request.user,
+        title=form.cleaned_data["title"],
+        owner=form.cleaned_data["owner"],
+    )
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def task_done(request: HttpRequest, pk: int, task_id: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = DoneForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, error="Say whether the task is done or open.")
+    try:
+        services.task_set_done(
+            incident=incident, actor=request.user, task_id=task_id, done=form.cleaned_data["done"]
+        )
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def task_owner(request: HttpRequest, pk: int, task_id: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = TaskOwnerForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, error="Choose an active person as owner.")
+    try:
+        services.task_assign(
+            incident=incident, actor=request.user, task_id=task_id, owner=form.cleaned_data["owner"]
+        )
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def stakeholder_update(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = StakeholderUpdateForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"update": form})
+    try:
+        services.stakeholder_update_post(
+            incident=incident, author=request.user, body=form.cleaned_data["body"]
+        )
+    except services.IncidentRefused as refused:
+        form.add_error(None, str(refused))
+        return _respond(request, incident, bound={"update": form})
+    return _respond(request, incident, success="Stakeholder update posted.")
+
+
+@login_required
+@require_POST
+def note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Notes are open to anyone who can read the incident: observers record findings too."""
+    incident = _load_for_view(request, pk)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        if request.htmx:
+            context = {"incident": incident, "note_form": form, "oob": False}
+            return render(request, DETAIL_TEMPLATE + "#composer", context, status=422)
+        return _respond(request, incident, bound={"note": form})
+    services.note_add(incident=incident, author=request.user, body=form.cleaned_data["body"])
+    if request.htmx:
+        response = render(
+            request,
+            DETAIL_TEMPLATE + "#composer",
+            {"incident": incident, "note_form": NoteForm(), "oob": False},
+        )
+        return trigger_client_event(response, "timeline-refresh")
+    return redirect("incidents:detail", pk=incident.pk)
+
+
+@login_required
+@require_POST
+def entry_pin(request: HttpRequest, pk: int, entry_id: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = PinForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, error="Say whether to pin or unpin.")
+    try:
+        entry = services.timeline_entry_set_pinned(
+            incident=incident,
+            actor=request.user,
+            entry_id=entry_id,
+            pinned=form.cleaned_data["pinned"],
+        )
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    if request.htmx:
+        incident = selectors.incident_for_detail(pk=incident.pk).get()
+        context = _detail_context(request, incident)
+        context.update({"entry": entry, "oob": True})
+        return render(request, DETAIL_TEMPLATE + "#pin_response", context)
+    return redirect("incidents:detail", pk=incident.pk)
+
+
+@login_required
+@require_POST
+def incident_restrict(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = RestrictForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, error="Say whether to restrict the incident.")
+    try:
+        services.incident_set_restricted(
+            incident=incident, actor=request.user, restricted=form.cleaned_data["restricted"]
+        )
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
+
+
+@login_required
+@require_POST
+def incident_share(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _action(request, pk)
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, bound={"share": form})
+    services.incident_share(
+        incident=incident,
+        actor=request.user,
+        user=form.cleaned_data["user"],
+        respond=form.cleaned_data["respond"],
+    )
+    return _respond(request, incident)
+
+
+# --- Service catalog ----------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def service_list(request: HttpRequest) -> HttpResponse:
+    services_qs = Service.objects.select_related("team").order_by("team__name", "name")
+    return render(request, "incidents/service_list.html", {"services": services_qs})
+
+
+@login_required
+@require_GET
+def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    service = get_object_or_404(Service.objects.select_related("team"), slug=slug)
+    recent = selectors.incident_list_for_user(
+        user=request.user, filters=selectors.IncidentFilters(service=service.pk)
+    )[:20]
+    return render(
+        request, "incidents/service_detail.html", {"service": service, "incidents": recent}
+    )

@@ -1,0 +1,1 @@
+"""Postmortems and action items (built on incidents). Models arrive with the postmortems work."""
