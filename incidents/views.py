@@ -8,6 +8,7 @@ so everything works without JavaScript too.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -216,7 +217,9 @@ def _load_for_view(request: HttpRequest, pk: int) -> Incident:
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _load_for_view(request, pk)
     context = _detail_context(request, incident)
-    context["timeline"] = selectors.timeline_page(incident=incident, kind=context["kind"])
+    context["timeline"] = selectors.timeline_page(
+        incident=incident, kind=context["kind"], before=_before(request)
+    )
     template = DETAIL_TEMPLATE
     if request.htmx and request.htmx.target == "timeline":
         template += "#timeline"  # switching the kind filter swaps only the timeline
@@ -228,10 +231,7 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def incident_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """Older timeline entries (?before=ID), for the 'show older' link."""
     incident = _load_for_view(request, pk)
-    try:
-        before = int(request.GET.get("before", "0")) or None
-    except ValueError:
-        before = None
+    before = _before(request)
     kind = _timeline_kind(request)
     page = selectors.timeline_page(incident=incident, kind=kind, before=before)
     context = {
@@ -242,7 +242,15 @@ def incident_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if request.htmx:
         return render(request, DETAIL_TEMPLATE + "#older_entries", context)
-    return redirect(f"{reverse('incidents:detail', kwargs={'pk': pk})}?kind={kind}")
+    query = urlencode({"kind": kind, "before": before or ""})
+    return redirect(f"{reverse('incidents:detail', kwargs={'pk': pk})}?{query}")
+
+
+def _before(request: HttpRequest) -> int | None:
+    try:
+        return int(request.GET.get("before", "")) or None
+    except ValueError:
+        return None
 
 
 @login_required

@@ -90,3 +90,88 @@ def restricted_incident(commander):
     return factories.make_incident(
         declared_by=commander, title="Suspicious staff logins", restricted=True
     )
+
+
+class SmtpInbox:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self):
+        import threading
+
+        self.messages: list = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes
+        from email.policy import default
+
+        with self._lock:
+            self.messages.append(message_from_bytes(envelope.content, policy=default))
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+            time.sleep(0.1)
+        return list(self.messages)
+
+
+@pytest.fixture
+def smtp_inbox():
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = SmtpInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    inbox.port = port
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, smtp_inbox, tmp_path):
+    """A real Celery worker process on the configured broker (Redis in CI, the filesystem
+    broker on a bare machine), using the test database and the test SMTP server."""
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
+
+    from django.db import connection
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings_test",
+        FIREBREAK_DB_NAME=str(connection.settings_dict["NAME"]),
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp_inbox.port),
+    )
+    root = Path(__file__).resolve().parent.parent
+    log = open(tmp_path / "worker.log", "w+")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+         "--loglevel=INFO", "-Q", queue, "--hostname", f"{queue}@%h", "--without-mingle",
+         "--without-gossip"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    worker.queue = queue
+    worker.log_path = tmp_path / "worker.log"
+    yield worker
+    worker.terminate()
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    log.close()
