@@ -108,7 +108,9 @@ class RoleForm(forms.Form):
 
 
 class TaskForm(forms.Form):
-    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"placeholder": "New task"}))
+    title = forms.CharField(
+        max_length=200, widget=forms.TextInput(attrs={"placeholder": "New task"})
+    )
     owner = PersonChoiceField(queryset=_active_users(), required=False)
 
     def clean_title(self) -> str:
@@ -181,9 +183,7 @@ class IncidentFilterForm(forms.Form):
     service = forms.ModelChoiceField(
         queryset=Service.objects.all(), required=False, empty_label="Any service"
     )
-    team = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Any team"
-    )
+    team = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any team")
     mine = forms.BooleanField(required=False, label="Only mine")
 
     def __init__(self, *args, **kwargs):

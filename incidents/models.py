@@ -275,6 +275,9 @@ class StakeholderUpdate(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
 
+    def __str__(self) -> str:
+        return f"Update on {self.incident_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
 
 class TimelineKind(models.TextChoices):
     DECLARED = "declared", "Declared"

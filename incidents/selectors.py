@@ -101,7 +101,9 @@ def timeline_page(
     return TimelinePage(entries=rows, older_cursor=older, newest_id=newest)
 
 
-def timeline_entries_after(*, incident: Incident, after: int, kind: str = "") -> list[TimelineEntry]:
+def timeline_entries_after(
+    *, incident: Incident, after: int, kind: str = ""
+) -> list[TimelineEntry]:
     queryset = incident.timeline.filter(pk__gt=after).select_related("actor")
     if kind in TimelineKind.values:
         queryset = queryset.filter(kind=kind)

@@ -431,7 +431,9 @@ def _assign(incident: Incident, *, actor, user, role: str) -> RoleAssignment:
         if role == IncidentRole.COMMANDER:
             body = f"{_name(previous.user)} handed command to {_name(user)}."
             if actor is not None and actor.pk != previous.user_id:
-                body = f"{_name(actor)} handed command from {_name(previous.user)} to {_name(user)}."
+                body = (
+                    f"{_name(actor)} handed command from {_name(previous.user)} to {_name(user)}."
+                )
         else:
             body = (
                 f"{_name(actor)} handed {label.lower()} from {_name(previous.user)} "
@@ -520,9 +522,7 @@ def task_set_done(*, incident: Incident, actor, task_id: int, done: bool) -> Inc
         except IncidentTask.DoesNotExist:
             raise IncidentRefused("That task is not on this incident.") from None
         if task.is_done == done:
-            raise IncidentRefused(
-                f"“{task.title}” is already {'done' if done else 'open'}."
-            )
+            raise IncidentRefused(f"“{task.title}” is already {'done' if done else 'open'}.")
         task.done_at = _now() if done else None
         task.done_by = actor if done else None
         task.save(update_fields=["done_at", "done_by"])
@@ -593,7 +593,11 @@ def note_add(*, incident: Incident, author, body: str) -> TimelineEntry:
     with transaction.atomic():
         incident = _lock(incident)
         return timeline_record(
-            incident=incident, kind=TimelineKind.NOTE, actor=author, body=body.strip(), markdown=True
+            incident=incident,
+            kind=TimelineKind.NOTE,
+            actor=author,
+            body=body.strip(),
+            markdown=True,
         )
 
 
@@ -637,9 +641,7 @@ def stakeholder_update_reminder_claim(*, incident_id: int, now: datetime | None 
     with transaction.atomic():
         try:
             incident = (
-                Incident.objects.select_for_update()
-                .select_related("severity")
-                .get(pk=incident_id)
+                Incident.objects.select_for_update().select_related("severity").get(pk=incident_id)
             )
         except Incident.DoesNotExist:
             return None
@@ -660,9 +662,7 @@ def stakeholder_update_reminder_claim(*, incident_id: int, now: datetime | None 
             return None
         incident.update_reminder_sent_for = missed_due
         holder = (
-            incident.roles.filter(
-                role=IncidentRole.COMMUNICATIONS_LEAD, relieved_at__isnull=True
-            )
+            incident.roles.filter(role=IncidentRole.COMMUNICATIONS_LEAD, relieved_at__isnull=True)
             .select_related("user")
             .first()
             or incident.roles.filter(role=IncidentRole.COMMANDER, relieved_at__isnull=True)
@@ -685,7 +685,10 @@ def stakeholder_update_reminder_claim(*, incident_id: int, now: datetime | None 
                     "commander role to remind."
                 )
             ),
-            data={"missed_due": missed_due.isoformat(), "recipient": getattr(recipient, "pk", None)},
+            data={
+                "missed_due": missed_due.isoformat(),
+                "recipient": getattr(recipient, "pk", None),
+            },
             at=now,
         )
     return incident, recipient, missed_due

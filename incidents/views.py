@@ -181,9 +181,7 @@ def _detail_context(
         "update_due": selectors.update_due_state(incident),
         "pinned": selectors.timeline_pinned(incident=incident),
         "milestones": milestones,
-        "transitions": [
-            (s, IncidentStatus(s).label) for s in incident.allowed_transitions()
-        ],
+        "transitions": [(s, IncidentStatus(s).label) for s in incident.allowed_transitions()],
         "severities": list(Severity.objects.all()),
         "can_respond": incident_can_respond(request.user, incident),
         "kind": kind,
@@ -207,9 +205,7 @@ def _detail_context(
 
 
 def _load_for_view(request: HttpRequest, pk: int) -> Incident:
-    return incident_get_for_view(
-        request.user, pk, queryset=selectors.incident_for_detail(pk=pk)
-    )
+    return incident_get_for_view(request.user, pk, queryset=selectors.incident_for_detail(pk=pk))
 
 
 @login_required

@@ -161,10 +161,26 @@ def celery_worker_process(transactional_db, smtp_inbox, tmp_path):
     root = Path(__file__).resolve().parent.parent
     log = open(tmp_path / "worker.log", "w+")  # noqa: SIM115
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-         "--loglevel=INFO", "-Q", queue, "--hostname", f"{queue}@%h", "--without-mingle",
-         "--without-gossip"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "-Q",
+            queue,
+            "--hostname",
+            f"{queue}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     worker.queue = queue
     worker.log_path = tmp_path / "worker.log"

@@ -46,9 +46,11 @@ def test_two_commanders_changing_different_things_at_once_both_land():
     for _ in range(5):
         _, errors = run_together(
             lambda: services.incident_change_severity(
-                incident=incident, actor=ivy, severity=severity("SEV1")
+                incident=incident,
+                actor=ivy,
+                severity=severity("SEV1")
                 if Incident.objects.get(pk=incident.pk).severity.name != "SEV1"
-                else severity("SEV2")
+                else severity("SEV2"),
             ),
             lambda: services.task_add(incident=incident, actor=raj, title="Check the proxy"),
             lambda: services.note_add(incident=incident, author=raj, body="Seen at the edge"),

@@ -14,7 +14,9 @@ STATUSES = [s.value for s in IncidentStatus]
 
 
 @pytest.mark.django_db
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(clicks=st.lists(st.sampled_from(STATUSES), max_size=12))
 def test_any_sequence_of_clicks_keeps_the_lifecycle_consistent(clicks):
     commander = make_user()

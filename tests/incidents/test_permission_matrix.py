@@ -50,7 +50,9 @@ def world(commander, responder):
 
     restricted = make_incident(declared_by=commander, title="Secret", restricted=True)
     task = services.task_add(incident=restricted, actor=commander, title="Rotate keys")
-    scribe = services.role_assign(incident=restricted, actor=commander, user=commander, role="scribe")
+    scribe = services.role_assign(
+        incident=restricted, actor=commander, user=commander, role="scribe"
+    )
     entry = services.note_add(incident=restricted, author=commander, body="found it")
     extra = {"entry_id": entry.pk, "task_id": task.pk, "assignment_id": scribe.pk}
     return restricted, extra
@@ -58,10 +60,20 @@ def world(commander, responder):
 
 def post_data(user_pk: int) -> dict:
     return {
-        "to_status": "identified", "severity": severity("SEV1").pk, "reason": "because",
-        "body": "hello", "title": "A title", "role": "deputy", "user": user_pk, "done": "1",
-        "pinned": "1", "restricted": "0", "milestone": "impact_started_at",
-        "value": "2020-01-01T00:00", "details_version": "0", "summary": "s",
+        "to_status": "identified",
+        "severity": severity("SEV1").pk,
+        "reason": "because",
+        "body": "hello",
+        "title": "A title",
+        "role": "deputy",
+        "user": user_pk,
+        "done": "1",
+        "pinned": "1",
+        "restricted": "0",
+        "milestone": "impact_started_at",
+        "value": "2020-01-01T00:00",
+        "details_version": "0",
+        "summary": "s",
     }
 
 
@@ -101,8 +113,10 @@ def test_role_holders_and_admins_reach_every_restricted_url(name, world, command
     urls = build_urls(restricted, extra)
     for user in (commander, admin_user):
         client = client_for(user)
-        response = client.get(urls[name]) if name in GET_URLS else client.post(
-            urls[name], post_data(user.pk)
+        response = (
+            client.get(urls[name])
+            if name in GET_URLS
+            else client.post(urls[name], post_data(user.pk))
         )
         assert response.status_code in (200, 204, 302, 422), (user, name, response.status_code)
 
@@ -116,7 +130,9 @@ def test_viewers_read_but_do_not_act_on_open_incidents(name, incident, viewer, c
     task = services.task_add(incident=incident, actor=commander, title="t")
     scribe = services.role_assign(incident=incident, actor=commander, user=commander, role="scribe")
     entry = services.note_add(incident=incident, author=commander, body="n")
-    urls = build_urls(incident, {"entry_id": entry.pk, "task_id": task.pk, "assignment_id": scribe.pk})
+    urls = build_urls(
+        incident, {"entry_id": entry.pk, "task_id": task.pk, "assignment_id": scribe.pk}
+    )
     client = client_for(viewer)
     if name in GET_URLS:
         response = client.get(urls[name])

@@ -36,7 +36,7 @@ def test_the_communications_lead_is_reminded_once_per_missed_update(commander):
     assert stakeholder_update_reminder_send(incident.pk) == 0
     assert [m.to for m in mail.outbox] == [["cora@example.test"]]
     assert incident.reference in mail.outbox[0].subject
-    assert "/incidents/%d/" % incident.pk in mail.outbox[0].body
+    assert f"/incidents/{incident.pk}/" in mail.outbox[0].body
     reminder = incident.timeline.get(kind=TimelineKind.REMINDER)
     assert "reminded Cora by email" in reminder.body
 

@@ -53,7 +53,9 @@ def test_transitions_stamp_milestones_once(incident, commander):
     )
     mitigated = incident.mitigated_at
     assert mitigated is not None
-    incident = services.incident_transition(incident=incident, actor=commander, to_status="resolved")
+    incident = services.incident_transition(
+        incident=incident, actor=commander, to_status="resolved"
+    )
     assert incident.resolved_at is not None
     assert incident.mitigated_at == mitigated
     assert incident.next_update_due_at is None
@@ -63,7 +65,9 @@ def test_transitions_stamp_milestones_once(incident, commander):
 
 
 def test_resolving_straight_from_investigating_stamps_mitigated_too(incident, commander):
-    incident = services.incident_transition(incident=incident, actor=commander, to_status="resolved")
+    incident = services.incident_transition(
+        incident=incident, actor=commander, to_status="resolved"
+    )
     assert incident.mitigated_at == incident.resolved_at
 
 
@@ -80,7 +84,9 @@ def test_impossible_transitions_are_refused_with_a_reason(
     incident, commander, path, refused, reason
 ):
     for status in path:
-        incident = services.incident_transition(incident=incident, actor=commander, to_status=status)
+        incident = services.incident_transition(
+            incident=incident, actor=commander, to_status=status
+        )
     before = incident.timeline.count()
     with pytest.raises(services.IncidentRefused, match=reason):
         services.incident_transition(incident=incident, actor=commander, to_status=refused)
@@ -130,11 +136,17 @@ def test_milestone_correction_needs_a_reason_and_keeps_order(incident, commander
     earlier = incident.detected_at - timedelta(minutes=20)
     with pytest.raises(services.IncidentRefused, match="why"):
         services.incident_correct_milestone(
-            incident=incident, actor=commander, milestone="impact_started_at", value=earlier,
+            incident=incident,
+            actor=commander,
+            milestone="impact_started_at",
+            value=earlier,
             reason=" ",
         )
     incident = services.incident_correct_milestone(
-        incident=incident, actor=commander, milestone="impact_started_at", value=earlier,
+        incident=incident,
+        actor=commander,
+        milestone="impact_started_at",
+        value=earlier,
         reason="Graphs show errors from 09:40",
     )
     assert incident.impact_started_at == earlier
@@ -142,20 +154,29 @@ def test_milestone_correction_needs_a_reason_and_keeps_order(incident, commander
     assert entry.data["correction"] is True and "Graphs show errors" in entry.body
     with pytest.raises(services.IncidentRefused, match="cannot be after"):
         services.incident_correct_milestone(
-            incident=incident, actor=commander, milestone="acknowledged_at",
-            value=earlier - timedelta(minutes=1), reason="typo",
+            incident=incident,
+            actor=commander,
+            milestone="acknowledged_at",
+            value=earlier - timedelta(minutes=1),
+            reason="typo",
         )
 
 
 def test_roles_hand_over_and_one_person_may_hold_several(incident, commander, responder, viewer):
     services.role_assign(incident=incident, actor=commander, user=responder, role="commander")
     services.role_assign(incident=incident, actor=responder, user=responder, role="scribe")
-    services.role_assign(incident=incident, actor=responder, user=viewer, role="subject_matter_expert")
-    services.role_assign(incident=incident, actor=responder, user=commander, role="subject_matter_expert")
+    services.role_assign(
+        incident=incident, actor=responder, user=viewer, role="subject_matter_expert"
+    )
+    services.role_assign(
+        incident=incident, actor=responder, user=commander, role="subject_matter_expert"
+    )
     active = {(a.role, a.user.username) for a in incident.roles.filter(relieved_at__isnull=True)}
     assert active == {
-        ("commander", "raj"), ("scribe", "raj"),
-        ("subject_matter_expert", "sid"), ("subject_matter_expert", "ivy"),
+        ("commander", "raj"),
+        ("scribe", "raj"),
+        ("subject_matter_expert", "sid"),
+        ("subject_matter_expert", "ivy"),
     }
     handover = incident.timeline.filter(kind=TimelineKind.ROLE).order_by("pk")[1]
     assert "handed command" in handover.body
@@ -184,7 +205,9 @@ def test_tasks_are_checked_off_and_reopened(incident, commander, responder):
     with pytest.raises(services.IncidentRefused, match="already done"):
         services.task_set_done(incident=incident, actor=responder, task_id=task.pk, done=True)
     services.task_set_done(incident=incident, actor=commander, task_id=task.pk, done=False)
-    bodies = list(incident.timeline.filter(kind="task").order_by("pk").values_list("body", flat=True))
+    bodies = list(
+        incident.timeline.filter(kind="task").order_by("pk").values_list("body", flat=True)
+    )
     assert bodies == [
         "Ivy added a task: “Roll back”, owned by Raj.",
         "Raj completed the task “Roll back”.",
@@ -208,7 +231,10 @@ def test_notes_are_sanitised_markdown(incident, responder):
     entry = services.note_add(
         incident=incident,
         author=responder,
-        body="**Found it** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>",
+        body=(
+            "**Found it** <script>alert(1)</script> [x](javascript:alert(1)) "
+            "<img src=x onerror=alert(1)>"
+        ),
     )
     assert "<strong>Found it</strong>" in entry.body_html
     assert "<script" not in entry.body_html
@@ -238,16 +264,28 @@ def test_a_failing_change_writes_no_timeline_entry(incident, commander, monkeypa
     assert incident.last_stakeholder_update_at is None
 
 
-def test_details_edit_refuses_a_stale_copy_and_shows_the_current_text(incident, commander, responder):
+def test_details_edit_refuses_a_stale_copy_and_shows_the_current_text(
+    incident, commander, responder
+):
     version = incident.details_version
     services.incident_update_details(
-        incident=incident, actor=commander, title="Checkout down in EU", summary="PSP mTLS broken",
-        services=incident.services.all(), incident_type=None, details_version=version,
+        incident=incident,
+        actor=commander,
+        title="Checkout down in EU",
+        summary="PSP mTLS broken",
+        services=incident.services.all(),
+        incident_type=None,
+        details_version=version,
     )
     with pytest.raises(services.DetailsConflict) as conflict:
         services.incident_update_details(
-            incident=incident, actor=responder, title="Checkout slow", summary="mine",
-            services=incident.services.all(), incident_type=None, details_version=version,
+            incident=incident,
+            actor=responder,
+            title="Checkout slow",
+            summary="mine",
+            services=incident.services.all(),
+            incident_type=None,
+            details_version=version,
         )
     assert conflict.value.current_summary == "PSP mTLS broken"
     assert conflict.value.edited_by == "Ivy"

@@ -70,7 +70,9 @@ def test_a_refused_transition_says_why_in_place(ivy_client, incident):
     assert incident.status == IncidentStatus.INVESTIGATING
 
 
-def test_an_htmx_action_returns_the_new_state_and_asks_the_timeline_to_refresh(ivy_client, incident):
+def test_an_htmx_action_returns_the_new_state_and_asks_the_timeline_to_refresh(
+    ivy_client, incident
+):
     response = ivy_client.post(
         reverse("incidents:status", kwargs={"pk": incident.pk}), {"to_status": "monitoring"}, **HTMX
     )
@@ -83,7 +85,8 @@ def test_an_htmx_action_returns_the_new_state_and_asks_the_timeline_to_refresh(i
 
 def test_plain_form_posts_redirect_back_to_the_page(ivy_client, incident):
     response = ivy_client.post(
-        reverse("incidents:task_add", kwargs={"pk": incident.pk}), {"title": "Roll back", "owner": ""}
+        reverse("incidents:task_add", kwargs={"pk": incident.pk}),
+        {"title": "Roll back", "owner": ""},
     )
     assert response.status_code == 302
     assert incident.tasks.get().title == "Roll back"
@@ -205,7 +208,9 @@ def test_list_filters_search_and_pages(ivy_client, commander, make_service, sett
     assert "Login broken" in found and "1 incident" in found
     sev1 = ivy_client.get(url, {"severity": severity("SEV1").pk}).content.decode()
     assert "Login broken" in sev1 and "Search is slow" not in sev1
-    fragment = ivy_client.get(url, {"q": "dns"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="incident-results")
+    fragment = ivy_client.get(
+        url, {"q": "dns"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="incident-results"
+    )
     assert fragment.content.decode().lstrip().startswith('<div id="incident-results">')
 
 
@@ -238,10 +243,17 @@ def test_milestone_correction_errors_show_in_the_form(ivy_client, incident):
     assert not incident.timeline.filter(kind=TimelineKind.MILESTONE).exists()
 
 
-def test_editing_details_from_a_stale_page_shows_the_other_persons_text(ivy_client, incident, responder):
+def test_editing_details_from_a_stale_page_shows_the_other_persons_text(
+    ivy_client, incident, responder
+):
     services.incident_update_details(
-        incident=incident, actor=responder, title="Raj's title", summary="Raj's summary",
-        services=[], incident_type=None, details_version=incident.details_version,
+        incident=incident,
+        actor=responder,
+        title="Raj's title",
+        summary="Raj's summary",
+        services=[],
+        incident_type=None,
+        details_version=incident.details_version,
     )
     response = ivy_client.post(
         reverse("incidents:details", kwargs={"pk": incident.pk}),

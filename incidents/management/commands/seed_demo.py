@@ -39,12 +39,21 @@ PEOPLE = [
 ]
 
 TEAMS = {
-    "Platform": ("platform", "Runs the edge, Kubernetes and the data stores.",
-                 [("raj", "member"), ("ivy", "member"), ("mia", "manager")]),
-    "Payments": ("payments", "Checkout and everything money touches.",
-                 [("ivy", "member"), ("cora", "member"), ("mia", "manager")]),
-    "Identity": ("identity", "Login, sessions and single sign-on.",
-                 [("raj", "member"), ("ada", "manager")]),
+    "Platform": (
+        "platform",
+        "Runs the edge, Kubernetes and the data stores.",
+        [("raj", "member"), ("ivy", "member"), ("mia", "manager")],
+    ),
+    "Payments": (
+        "payments",
+        "Checkout and everything money touches.",
+        [("ivy", "member"), ("cora", "member"), ("mia", "manager")],
+    ),
+    "Identity": (
+        "identity",
+        "Login, sessions and single sign-on.",
+        [("raj", "member"), ("ada", "manager")],
+    ),
 }
 
 SERVICES = [
@@ -123,39 +132,73 @@ class Command(BaseCommand):
         scripts = [
             {
                 "title": "Checkout failing for EU customers",
-                "severity": "SEV1", "source": DetectionSource.ALERT, "type": "Outage",
-                "services": ["checkout", "payments-api"], "by": "ivy", "ago": 95,
+                "severity": "SEV1",
+                "source": DetectionSource.ALERT,
+                "type": "Outage",
+                "services": ["checkout", "payments-api"],
+                "by": "ivy",
+                "ago": 95,
                 "summary": "Card payments from EU cards fail at authorisation with 502s.",
                 "steps": [
                     ("role", "cora", IncidentRole.COMMUNICATIONS_LEAD),
                     ("role", "raj", IncidentRole.SUBJECT_MATTER_EXPERT),
                     ("role", "mia", IncidentRole.SCRIBE),
-                    ("note", "raj", "Error rate on `payments-api` jumped from 0.1% to **38%** at 09:12."),
+                    (
+                        "note",
+                        "raj",
+                        "Error rate on `payments-api` jumped from 0.1% to **38%** at 09:12.",
+                    ),
                     ("task", "raj", "Check PSP status page and our EU egress proxy"),
                     ("task", "ivy", "Prepare rollback of payments-api 4.12"),
-                    ("update", "cora", "We are investigating failed card payments for customers in the EU. Next update in 30 minutes."),
+                    (
+                        "update",
+                        "cora",
+                        "We are investigating failed card payments for customers in the EU. "
+                        "Next update in 30 minutes.",
+                    ),
                     ("status", "ivy", IncidentStatus.IDENTIFIED),
-                    ("note", "raj", "Root cause candidate: TLS cert rotation on the EU egress proxy at 09:10 broke mTLS to the PSP."),
+                    (
+                        "note",
+                        "raj",
+                        "Root cause candidate: TLS cert rotation on the EU egress proxy at "
+                        "09:10 broke mTLS to the PSP.",
+                    ),
                     ("done", "raj", 0),
                     ("pin", None, -1),
-                    ("note", "ivy", "Decision: roll back the proxy cert rather than the app. Raj to execute."),
+                    (
+                        "note",
+                        "ivy",
+                        "Decision: roll back the proxy cert rather than the app. Raj to execute.",
+                    ),
                     ("pin", None, -1),
                 ],
             },
             {
                 "title": "Search results slow (p95 4s)",
-                "severity": "SEV3", "source": DetectionSource.INTERNAL_REPORT,
-                "type": "Degradation", "services": ["search"], "by": "raj", "ago": 40,
+                "severity": "SEV3",
+                "source": DetectionSource.INTERNAL_REPORT,
+                "type": "Degradation",
+                "services": ["search"],
+                "by": "raj",
+                "ago": 40,
                 "summary": "Search latency degraded after index rebuild.",
                 "steps": [
-                    ("note", "raj", "Index rebuild started at 10:00 is still running; hot shards at 90% CPU."),
+                    (
+                        "note",
+                        "raj",
+                        "Index rebuild started at 10:00 is still running; hot shards at 90% CPU.",
+                    ),
                     ("task", "raj", "Throttle the rebuild job"),
                 ],
             },
             {
                 "title": "Suspicious logins on staff SSO",
-                "severity": "SEV2", "source": DetectionSource.INTERNAL_REPORT,
-                "type": "Security", "services": ["login"], "by": "ada", "ago": 25,
+                "severity": "SEV2",
+                "source": DetectionSource.INTERNAL_REPORT,
+                "type": "Security",
+                "services": ["login"],
+                "by": "ada",
+                "ago": 25,
                 "restricted": True,
                 "summary": "Burst of failed then successful staff logins from one ASN.",
                 "steps": [
@@ -165,14 +208,25 @@ class Command(BaseCommand):
             },
             {
                 "title": "Notification emails delayed by up to 2 hours",
-                "severity": "SEV2", "source": DetectionSource.CUSTOMER_REPORT,
-                "type": "Degradation", "services": ["notifications"], "by": "ivy",
+                "severity": "SEV2",
+                "source": DetectionSource.CUSTOMER_REPORT,
+                "type": "Degradation",
+                "services": ["notifications"],
+                "by": "ivy",
                 "ago": 60 * 24 * 3,
                 "summary": "Queue backlog after a mail provider rate limit change.",
                 "steps": [
                     ("role", "cora", IncidentRole.COMMUNICATIONS_LEAD),
-                    ("note", "raj", "Provider lowered our rate limit from 500/s to 50/s without notice."),
-                    ("update", "cora", "Emails are delayed; nothing is lost. We are working with our provider."),
+                    (
+                        "note",
+                        "raj",
+                        "Provider lowered our rate limit from 500/s to 50/s without notice.",
+                    ),
+                    (
+                        "update",
+                        "cora",
+                        "Emails are delayed; nothing is lost. We are working with our provider.",
+                    ),
                     ("status", "ivy", IncidentStatus.IDENTIFIED),
                     ("status", "ivy", IncidentStatus.MONITORING),
                     ("update", "cora", "The backlog is draining; delays are now under 10 minutes."),
@@ -181,8 +235,12 @@ class Command(BaseCommand):
             },
             {
                 "title": "API Gateway 5xx spike after config push",
-                "severity": "SEV1", "source": DetectionSource.ALERT, "type": "Outage",
-                "services": ["api-gateway"], "by": "raj", "ago": 60 * 24 * 12,
+                "severity": "SEV1",
+                "source": DetectionSource.ALERT,
+                "type": "Outage",
+                "services": ["api-gateway"],
+                "by": "raj",
+                "ago": 60 * 24 * 12,
                 "summary": "Bad route config pushed to all regions at once.",
                 "steps": [
                     ("role", "ivy", IncidentRole.COMMANDER),
@@ -253,8 +311,16 @@ class Command(BaseCommand):
         for entry in incident.timeline.all():
             entry.occurred_at = moved(entry.occurred_at)
             entry.save(update_fields=["occurred_at"])
-        for field in ("declared_at", "impact_started_at", "detected_at", "acknowledged_at",
-                      "mitigated_at", "resolved_at", "closed_at", "last_stakeholder_update_at"):
+        for field in (
+            "declared_at",
+            "impact_started_at",
+            "detected_at",
+            "acknowledged_at",
+            "mitigated_at",
+            "resolved_at",
+            "closed_at",
+            "last_stakeholder_update_at",
+        ):
             setattr(incident, field, moved(getattr(incident, field)))
         if incident.is_open:
             base = incident.last_stakeholder_update_at or incident.declared_at
