@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", oncall_views.profile, name="profile"),
+    path("teams/", oncall_views.team_list, name="team_list"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

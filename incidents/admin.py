@@ -2,6 +2,7 @@ from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
 from incidents.models import Incident, IncidentType, Service, Severity
+from incidents.permissions import incidents_visible_to
 
 
 @admin.register(Severity)
@@ -30,6 +31,10 @@ class IncidentAdmin(GuardedModelAdmin):
     list_display = ("__str__", "severity", "status", "restricted", "declared_at")
     list_filter = ("status", "severity", "restricted")
     search_fields = ("title",)
+
+    def get_queryset(self, request):
+        # The admin is another list: restricted incidents stay hidden here too.
+        return incidents_visible_to(request.user, super().get_queryset(request))
 
     def has_add_permission(self, request):
         return False

@@ -423,7 +423,14 @@ def _assign(incident: Incident, *, actor, user, role: str) -> RoleAssignment:
     if any(a.user_id == user.pk for a in current):
         raise IncidentRefused(f"{_name(user)} is already {IncidentRole(role).label.lower()}.")
     label = IncidentRole(role).label
-    body = f"{_name(actor)} made {_name(user)} {label.lower()}."
+    if actor is not None and actor.pk == user.pk:
+        body = (
+            f"{_name(user)} took command."
+            if role == IncidentRole.COMMANDER
+            else f"{_name(user)} took the {label.lower()} role."
+        )
+    else:
+        body = f"{_name(actor)} made {_name(user)} {label.lower()}."
     if role in SINGLE_HOLDER_ROLES and current:
         previous = current[0]
         previous.relieved_at = now

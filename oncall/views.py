@@ -3,11 +3,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from oncall.models import User
+from oncall.models import Team, TeamMembership, User
 
 
 class ProfileForm(forms.ModelForm):
@@ -31,3 +32,18 @@ def profile(request: HttpRequest) -> HttpResponse:
         {"form": form, "memberships": teams},
         status=422 if form.is_bound and form.errors else 200,
     )
+
+
+@login_required
+@require_http_methods(["GET"])
+def team_list(request: HttpRequest) -> HttpResponse:
+    teams = Team.objects.prefetch_related(
+        Prefetch(
+            "memberships",
+            queryset=TeamMembership.objects.select_related("user").order_by(
+                "-role", "user__first_name"
+            ),
+        ),
+        "services",
+    )
+    return render(request, "oncall/team_list.html", {"teams": teams})

@@ -265,3 +265,18 @@ def test_editing_details_from_a_stale_page_shows_the_other_persons_text(
     assert "Raj changed this while you were editing" in body
     assert "Raj&#x27;s summary" in body
     assert "Ivy&#x27;s" in body  # what Ivy typed is not lost
+
+
+def test_teams_page_lists_members_and_services(ivy_client, commander, make_team, make_service):
+    team = make_team("Payments", members=[commander])
+    make_service("Checkout", team=team)
+    page = ivy_client.get(reverse("team_list")).content.decode()
+    assert "Payments" in page and "Ivy" in page and "Checkout" in page
+
+
+def test_the_admin_incident_list_hides_restricted_incidents_too(restricted_incident, make_user):
+    staff = make_user("stan", is_staff=True, groups=("Admins",))
+    client = Client()
+    client.force_login(staff)
+    page = client.get("/admin/incidents/incident/").content.decode()
+    assert "Suspicious staff logins" not in page
