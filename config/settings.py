@@ -142,10 +142,12 @@ CELERY_BROKER_FOLDER = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     (CELERY_BROKER_FOLDER / "out").mkdir(parents=True, exist_ok=True)
     (CELERY_BROKER_FOLDER / "processed").mkdir(parents=True, exist_ok=True)
+    (CELERY_BROKER_FOLDER / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "out"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "out"),
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
     }
 else:

@@ -32,9 +32,13 @@ class IncidentDeclareForm(forms.Form):
     title = forms.CharField(
         max_length=200,
         widget=forms.TextInput(attrs={"autofocus": True, "placeholder": "What is broken?"}),
+        error_messages={"required": "Give the incident a title."},
     )
     severity = SeverityChoiceField(
-        queryset=Severity.objects.all(), widget=forms.RadioSelect, empty_label=None
+        queryset=Severity.objects.all(),
+        widget=forms.RadioSelect,
+        empty_label=None,
+        error_messages={"required": "Choose a severity: the definitions say which fits."},
     )
     detection_source = forms.ChoiceField(
         choices=DetectionSource.choices,
@@ -109,7 +113,9 @@ class RoleForm(forms.Form):
 
 class TaskForm(forms.Form):
     title = forms.CharField(
-        max_length=200, widget=forms.TextInput(attrs={"placeholder": "New task"})
+        max_length=200,
+        widget=forms.TextInput(attrs={"placeholder": "New task"}),
+        error_messages={"required": "A task needs a title."},
     )
     owner = PersonChoiceField(queryset=_active_users(), required=False)
 
@@ -135,7 +141,11 @@ class PinForm(forms.Form):
 
 
 class MarkdownBodyForm(forms.Form):
-    body = forms.CharField(max_length=20000, widget=forms.Textarea(attrs={"rows": 3}))
+    body = forms.CharField(
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Write something first."},
+    )
 
     def clean_body(self) -> str:
         body = self.cleaned_data["body"].strip()

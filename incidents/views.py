@@ -134,8 +134,6 @@ def incident_declare(request: HttpRequest) -> HttpResponse:
             impact_started_at=data["impact_started_at"],
         )
         return redirect("incidents:detail", pk=incident.pk)
-    if request.method == "GET":
-        form.initial.setdefault("severity", Severity.objects.order_by("-level").first())
     return render(
         request,
         "incidents/incident_declare.html",
@@ -181,7 +179,9 @@ def _detail_context(
         "update_due": selectors.update_due_state(incident),
         "pinned": selectors.timeline_pinned(incident=incident),
         "milestones": milestones,
-        "transitions": [(s, IncidentStatus(s).label) for s in incident.allowed_transitions()],
+        "transitions": [
+            (s, _transition_label(incident.status, s)) for s in incident.allowed_transitions()
+        ],
         "severities": list(Severity.objects.all()),
         "can_respond": incident_can_respond(request.user, incident),
         "kind": kind,
@@ -202,6 +202,22 @@ def _detail_context(
         "people": list(RoleForm.base_fields["user"].queryset),
         "role_choices": IncidentRole.choices,
     }
+
+
+_TRANSITION_LABELS = {
+    IncidentStatus.IDENTIFIED: "Cause identified",
+    IncidentStatus.MONITORING: "Mitigated, monitoring",
+    IncidentStatus.RESOLVED: "Resolve",
+    IncidentStatus.CLOSED: "Close",
+}
+
+
+def _transition_label(current: str, target: str) -> str:
+    if target == IncidentStatus.INVESTIGATING:
+        return "Reopen" if current == IncidentStatus.RESOLVED else "Back to investigating"
+    if target == IncidentStatus.IDENTIFIED and current == IncidentStatus.MONITORING:
+        return "Back to identified"
+    return _TRANSITION_LABELS[target]
 
 
 def _load_for_view(request: HttpRequest, pk: int) -> Incident:
@@ -283,19 +299,22 @@ def _respond(
     request: HttpRequest,
     incident: Incident,
     *,
+    form_name: str = "",
     bound: dict[str, Any] | None = None,
     error: str = "",
     conflict: services.DetailsConflict | None = None,
     success: str = "",
 ) -> HttpResponse:
-    """After an action: refreshed state for htmx, or back to the page for a plain post."""
+    """After an action: refreshed live regions (and the submitted form) for htmx, or back
+    to the page for a plain form post. Other forms on the page are left alone, so nothing
+    half-typed elsewhere is lost."""
     failed = bool(error or conflict or bound)
     if request.htmx:
         incident = selectors.incident_for_detail(pk=incident.pk).get()
         context = _detail_context(request, incident, bound=bound, error=error, conflict=conflict)
-        context["oob"] = True
+        context.update(oob=True, form_name=form_name)
         response = render(
-            request, DETAIL_TEMPLATE + "#state", context, status=422 if failed else 200
+            request, DETAIL_TEMPLATE + "#action_response", context, status=422 if failed else 200
         )
         return trigger_client_event(response, "timeline-refresh")
     if failed:
@@ -345,7 +364,7 @@ def incident_severity(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _action(request, pk)
     form = SeverityForm(request.POST)
     if not form.is_valid():
-        return _respond(request, incident, bound={"severity": form})
+        return _respond(request, incident, form_name="severity", bound={"severity": form})
     try:
         services.incident_change_severity(
             incident=incident,
@@ -354,8 +373,8 @@ def incident_severity(request: HttpRequest, pk: int) -> HttpResponse:
             reason=form.cleaned_data["reason"],
         )
     except services.IncidentRefused as refused:
-        return _respond(request, incident, error=str(refused))
-    return _respond(request, incident)
+        return _respond(request, incident, form_name="severity", error=str(refused))
+    return _respond(request, incident, form_name="severity")
 
 
 @login_required
@@ -364,7 +383,7 @@ def incident_milestone(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _action(request, pk)
     form = MilestoneForm(request.POST)
     if not form.is_valid():
-        return _respond(request, incident, bound={"milestone": form})
+        return _respond(request, incident, form_name="milestone", bound={"milestone": form})
     try:
         services.incident_correct_milestone(
             incident=incident,
@@ -375,8 +394,8 @@ def incident_milestone(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except services.IncidentRefused as refused:
         form.add_error(None, str(refused))
-        return _respond(request, incident, bound={"milestone": form})
-    return _respond(request, incident)
+        return _respond(request, incident, form_name="milestone", bound={"milestone": form})
+    return _respond(request, incident, form_name="milestone")
 
 
 @login_required
@@ -385,7 +404,7 @@ def incident_details(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _action(request, pk)
     form = DetailsForm(request.POST)
     if not form.is_valid():
-        return _respond(request, incident, bound={"details": form})
+        return _respond(request, incident, form_name="details", bound={"details": form})
     data = form.cleaned_data
     try:
         services.incident_update_details(
@@ -398,8 +417,10 @@ def incident_details(request: HttpRequest, pk: int) -> HttpResponse:
             details_version=data["details_version"],
         )
     except services.DetailsConflict as conflict:
-        return _respond(request, incident, bound={"details": form}, conflict=conflict)
-    return _respond(request, incident)
+        return _respond(
+            request, incident, form_name="details", bound={"details": form}, conflict=conflict
+        )
+    return _respond(request, incident, form_name="details")
 
 
 @login_required
@@ -408,7 +429,7 @@ def role_assign(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _action(request, pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
-        return _respond(request, incident, bound={"role": form})
+        return _respond(request, incident, form_name="role", bound={"role": form})
     try:
         services.role_assign(
             incident=incident,
@@ -418,8 +439,8 @@ def role_assign(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except services.IncidentRefused as refused:
         form.add_error(None, str(refused))
-        return _respond(request, incident, bound={"role": form})
-    return _respond(request, incident)
+        return _respond(request, incident, form_name="role", bound={"role": form})
+    return _respond(request, incident, form_name="role")
 
 
 @login_required
@@ -439,14 +460,14 @@ def task_add(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _action(request, pk)
     form = TaskForm(request.POST)
     if not form.is_valid():
-        return _respond(request, incident, bound={"task": form})
+        return _respond(request, incident, form_name="task", bound={"task": form})
     services.task_add(
         incident=incident,
         actor=request.user,
         title=form.cleaned_data["title"],
         owner=form.cleaned_data["owner"],
     )
-    return _respond(request, incident)
+    return _respond(request, incident, form_name="task")
 
 
 @login_required
@@ -487,15 +508,15 @@ def stakeholder_update(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _action(request, pk)
     form = StakeholderUpdateForm(request.POST)
     if not form.is_valid():
-        return _respond(request, incident, bound={"update": form})
+        return _respond(request, incident, form_name="update", bound={"update": form})
     try:
         services.stakeholder_update_post(
             incident=incident, author=request.user, body=form.cleaned_data["body"]
         )
     except services.IncidentRefused as refused:
         form.add_error(None, str(refused))
-        return _respond(request, incident, bound={"update": form})
-    return _respond(request, incident, success="Stakeholder update posted.")
+        return _respond(request, incident, form_name="update", bound={"update": form})
+    return _respond(request, incident, form_name="update", success="Stakeholder update posted.")
 
 
 @login_required
@@ -539,7 +560,7 @@ def entry_pin(request: HttpRequest, pk: int, entry_id: int) -> HttpResponse:
     if request.htmx:
         incident = selectors.incident_for_detail(pk=incident.pk).get()
         context = _detail_context(request, incident)
-        context.update({"entry": entry, "oob": True})
+        context.update({"entry": entry, "oob": True})  # entry swaps in place, the rest OOB
         return render(request, DETAIL_TEMPLATE + "#pin_response", context)
     return redirect("incidents:detail", pk=incident.pk)
 
@@ -566,14 +587,14 @@ def incident_share(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _action(request, pk)
     form = ShareForm(request.POST)
     if not form.is_valid():
-        return _respond(request, incident, bound={"share": form})
+        return _respond(request, incident, form_name="share", bound={"share": form})
     services.incident_share(
         incident=incident,
         actor=request.user,
         user=form.cleaned_data["user"],
         respond=form.cleaned_data["respond"],
     )
-    return _respond(request, incident)
+    return _respond(request, incident, form_name="share")
 
 
 # --- Service catalog ----------------------------------------------------------------

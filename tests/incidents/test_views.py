@@ -78,8 +78,10 @@ def test_an_htmx_action_returns_the_new_state_and_asks_the_timeline_to_refresh(
     )
     assert response.status_code == 200
     body = response.content.decode()
-    assert 'id="incident-sidebar"' in body
-    assert 'hx-swap-oob="true"' in body and "status-monitoring" in body
+    assert '<div id="status-live" hx-swap-oob="true">' in body
+    assert "status-monitoring" in body and "Mitigated" in body
+    # Other forms are not re-rendered, so nothing someone is typing there is lost.
+    assert "<textarea" not in body and 'id="task-form"' not in body
     assert "timeline-refresh" in response["HX-Trigger"]
 
 
@@ -97,7 +99,7 @@ def test_a_task_without_a_title_is_refused_with_a_field_error(ivy_client, incide
         reverse("incidents:task_add", kwargs={"pk": incident.pk}), {"title": " "}, **HTMX
     )
     assert response.status_code == 422
-    assert "This field is required." in response.content.decode()
+    assert "A task needs a title." in response.content.decode()
     assert incident.tasks.count() == 0
 
 
@@ -115,6 +117,8 @@ def test_the_poll_answers_no_content_while_nothing_changes(ivy_client, incident)
     assert "Found the <em>cause</em>" in body
     assert body.count('class="entry ') == 1  # only the new entry, not the whole timeline
     assert 'hx-swap-oob="afterbegin:#timeline-entries"' in body
+    # The poll never replaces a form: half-typed text in the sidebar survives it.
+    assert "<textarea" not in body and '<input type="text"' not in body
 
 
 def test_the_poll_respects_the_kind_filter(ivy_client, incident):
