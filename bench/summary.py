@@ -1,0 +1,111 @@
+"""Summary table of the last bench run, from var/bench/*.json (written by each benchmark)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from bench.common import RESULTS_DIR
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def main() -> int:
+    rows: list[tuple[str, str, str, str, str]] = []
+    page = _load("incident_page")
+    if page:
+        labels = list(page["rows"])
+        bare, small, big = (page["rows"][k] for k in labels)
+        n_small, n_big = page["entries"]["small"], page["entries"]["big"]
+        rows.append(
+            (
+                "incident page: queries",
+                f"{small['queries']} ({n_small} entries) -> {big['queries']} ({n_big:,})",
+                f"bare login view {bare['queries']}",
+                "constant, <= 20",
+                "MET" if page["query_target_met"] else "MISSED",
+            )
+        )
+        rows.append(
+            (
+                f"incident page: render, {n_big:,} entries",
+                f"median {big['median_ms']:.1f} ms, p95 {big['p95_ms']:.1f} ms",
+                f"{n_small} entries: median {small['median_ms']:.1f} ms, p95 "
+                f"{small['p95_ms']:.1f} ms",
+                "< 150 ms",
+                "MET" if page["render_target_met"] else "MISSED",
+            )
+        )
+    poll = _load("timeline_poll")
+    if poll:
+        http = poll["http"]
+        p, login, anon = (
+            http["idle poll (204)"],
+            http["bare login_required view"],
+            http["bare anonymous view"],
+        )
+        rows.append(
+            (
+                "idle timeline poll: req/s",
+                f"{p['rps']:.0f} req/s, p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.0f} ms",
+                f"bare login {login['rps']:.0f} req/s -> {poll['ratio_vs_bare_login']:.0%}; "
+                f"bare anon {anon['rps']:.0f} -> {poll['ratio_vs_bare_anonymous']:.0%}",
+                ">= 50% of bare",
+                f"{'MET' if poll['target_met_vs_bare_login'] else 'MISSED'} vs login, "
+                f"{'MET' if poll['target_met_vs_bare_anonymous'] else 'MISSED'} vs anon",
+            )
+        )
+        cost = poll["server_cpu_ms_per_request"]
+        rows.append(
+            (
+                "idle timeline poll: server CPU/req",
+                f"{cost['idle poll (204)']:.2f} ms",
+                f"bare login {cost['bare login_required view']:.2f} ms -> "
+                f"{poll['cpu_capacity_ratio_vs_bare_login']:.0%}; bare anon "
+                f"{cost['bare anonymous view']:.2f} ms -> "
+                f"{poll['cpu_capacity_ratio_vs_bare_anonymous']:.0%}",
+                ">= 50% of bare",
+                "(capacity if alone on the machine)",
+            )
+        )
+        whatif = http.get("what-if: perms from Redis")
+        if whatif:
+            rows.append(
+                (
+                    "  what-if: perms from Redis",
+                    f"{whatif['rps']:.0f} req/s",
+                    f"{whatif['rps'] / login['rps']:.0%} of bare login; CPU "
+                    f"{cost['what-if: perms from Redis']:.2f} ms/req",
+                    "-",
+                    "sizing only",
+                )
+            )
+    if not rows:
+        print("no results in", RESULTS_DIR)
+        return 1
+    header = ("benchmark", "figure", "baseline, same run", "target", "result")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(
+        f"Firebreak bench summary ({os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} now)"
+    )
+    print(line.format(*header).rstrip())
+    print(line.format(*("-" * w for w in widths)))
+    for r in rows:
+        print(line.format(*r).rstrip())
+    stamps = [
+        f"{name}.json {d['written_at']}"
+        for name, d in [("incident_page", page), ("timeline_poll", poll)]
+        if d
+    ]
+    print("from " + "; ".join(stamps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
