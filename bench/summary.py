@@ -72,18 +72,6 @@ def main() -> int:
                 "(capacity if alone on the machine)",
             )
         )
-        whatif = http.get("what-if: perms from Redis")
-        if whatif:
-            rows.append(
-                (
-                    "  what-if: perms from Redis",
-                    f"{whatif['rps']:.0f} req/s",
-                    f"{whatif['rps'] / login['rps']:.0%} of bare login; CPU "
-                    f"{cost['what-if: perms from Redis']:.2f} ms/req",
-                    "-",
-                    "sizing only",
-                )
-            )
     if not rows:
         print("no results in", RESULTS_DIR)
         return 1

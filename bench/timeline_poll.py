@@ -53,7 +53,6 @@ from bench.common import (
 
 HOST = "127.0.0.1"  # loopback only, always
 RATIO_TARGET = 0.5
-WHATIF_LABEL = "what-if: perms from Redis"
 MAX_REQUESTS_PER_RUN = 2_000_000  # a second bound besides the duration
 
 
@@ -315,12 +314,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto")
-    parser.add_argument(
-        "--what-if",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also load the poll on bench/wsgi_cached_perms.py (permission sets from Redis)",
-    )
     args = parser.parse_args()
     duration = max(1.0, min(args.duration, 60.0))
     connections = max(1, min(args.connections, 256))
@@ -399,20 +392,12 @@ def main() -> int:
     for i, (sql, ms) in enumerate(logs["bare login_required view"][1].queries, 1):
         print(f"  {i}. {ms:5.2f} ms  {short_sql(sql, 120)}")
 
-    # 2. Over HTTP: gunicorn, production shape. The what-if server runs beside the real one
-    #    (idle while the other is loaded) so every URL is measured in interleaved slices:
-    #    ABCD then DCBA, and so on. Load from other work on the machine then hits all alike.
+    # 2. Over HTTP: gunicorn, production shape. Every URL is measured in interleaved
+    #    slices (ABC then CBA, and so on), so load from other work on the machine hits all
+    #    alike.
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     servers = {"app": Gunicorn(workers=args.workers, log_path=RESULTS_DIR / "gunicorn.log")}
-    if args.what_if:
-        servers["what-if"] = Gunicorn(
-            workers=args.workers,
-            log_path=RESULTS_DIR / "gunicorn-whatif.log",
-            app="bench.wsgi_cached_perms",
-        )
     runs = [(label, "app", path, auth) for label, (path, auth) in targets.items()]
-    if args.what_if:
-        runs.append((WHATIF_LABEL, "what-if", poll_path, True))
     rounds = max(1, args.rounds)
     slice_s = max(1, round(duration / rounds))
     slices: dict[str, list[dict]] = {label: [] for label, *_ in runs}
@@ -472,12 +457,6 @@ def main() -> int:
         "and everything else on the machine\n    (other = other people's work running at the "
         "same time; it slows every URL alike)."
     )
-    if args.what_if:
-        print(
-            f"    '{WHATIF_LABEL}' = the same poll on bench/wsgi_cached_perms.py: the app plus "
-            "ModelBackend permission\n    sets read from Redis. A sizing experiment, not the "
-            "app as it is."
-        )
     poll = results["idle poll (204)"]["rps"]
     bare_login = results["bare login_required view"]["rps"]
     bare_anon = results["bare anonymous view"]["rps"]
@@ -492,12 +471,6 @@ def main() -> int:
         f"idle poll / bare anonymous view      = {ratio_anon:.0%} (target >= "
         f"{RATIO_TARGET:.0%}): {'MET' if ratio_anon >= RATIO_TARGET else 'MISSED'}"
     )
-    if args.what_if:
-        w = results[WHATIF_LABEL]["rps"]
-        print(
-            f"what-if poll / bare login_required   = {w / bare_login:.0%}; / bare anonymous = "
-            f"{w / bare_anon:.0%}"
-        )
     # Throughput on a shared 2-core machine moves with whatever else runs; the server CPU
     # each request costs barely does. Its inverse is the capacity the server would have alone.
     cost = {
@@ -514,12 +487,6 @@ def main() -> int:
     print(
         f"capacity by CPU cost: idle poll = {cpu_ratio_login:.0%} of bare login_required, "
         f"{cpu_ratio_anon:.0%} of bare anonymous"
-        + (
-            f"; what-if poll = {cost['bare login_required view'] / cost[WHATIF_LABEL]:.0%} of "
-            f"bare login_required"
-            if args.what_if
-            else ""
-        )
     )
     print(
         "req/s per slice: "

@@ -14,7 +14,7 @@ from incidents.models import (
 )
 
 
-def _active_users():
+def active_people():
     return get_user_model().objects.filter(is_active=True).order_by("first_name", "username")
 
 
@@ -56,7 +56,7 @@ class IncidentDeclareForm(forms.Form):
         queryset=IncidentType.objects.all(), required=False, label="Type"
     )
     commander = PersonChoiceField(
-        queryset=_active_users(),
+        queryset=active_people(),
         required=False,
         label="Commander",
         help_text="Leave empty to command it yourself.",
@@ -108,7 +108,7 @@ class MilestoneForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=IncidentRole.choices)
-    user = PersonChoiceField(queryset=_active_users(), label="Person")
+    user = PersonChoiceField(queryset=active_people(), label="Person")
 
 
 class TaskForm(forms.Form):
@@ -117,7 +117,7 @@ class TaskForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "New task"}),
         error_messages={"required": "A task needs a title."},
     )
-    owner = PersonChoiceField(queryset=_active_users(), required=False)
+    owner = PersonChoiceField(queryset=active_people(), required=False)
 
     def clean_title(self) -> str:
         title = self.cleaned_data["title"].strip()
@@ -127,7 +127,7 @@ class TaskForm(forms.Form):
 
 
 class TaskOwnerForm(forms.Form):
-    owner = PersonChoiceField(queryset=_active_users(), required=False)
+    owner = PersonChoiceField(queryset=active_people(), required=False)
 
 
 class DoneForm(forms.Form):
@@ -179,7 +179,7 @@ class RestrictForm(forms.Form):
 
 
 class ShareForm(forms.Form):
-    user = PersonChoiceField(queryset=_active_users(), label="Person")
+    user = PersonChoiceField(queryset=active_people(), label="Person")
     respond = forms.BooleanField(required=False, label="Can respond")
 
 

@@ -10,6 +10,7 @@ role holders get automatically. An outsider gets a 404 so nothing leaks about ex
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -19,6 +20,38 @@ from incidents.models import Incident, IncidentGroupObjectPermission, IncidentUs
 
 VIEW = "view_incident"
 RESPOND = "change_incident"
+GLOBAL_PERMS_TTL = 300
+
+
+def _global_perms_key(user_id: int) -> str:
+    return f"perms:{user_id}"
+
+
+def user_global_perms(user) -> frozenset[str]:
+    """The user's model-level permissions, cached across requests.
+
+    Django's ModelBackend reloads them with two joins on every request; everyone watching
+    an incident polls every few seconds, so they are kept in the cache and dropped by
+    `forget_global_perms` whenever groups or permissions change (see signals.py).
+    """
+    cached = getattr(user, "_firebreak_perms", None)
+    if cached is not None:
+        return cached
+    key = _global_perms_key(user.pk)
+    perms = cache.get(key)
+    if perms is None:
+        perms = frozenset(user.get_all_permissions())
+        cache.set(key, perms, GLOBAL_PERMS_TTL)
+    user._firebreak_perms = perms
+    return perms
+
+
+def forget_global_perms(user_ids) -> None:
+    cache.delete_many([_global_perms_key(pk) for pk in user_ids])
+
+
+def _has_global_perm(user, codename: str) -> bool:
+    return user.is_superuser or f"incidents.{codename}" in user_global_perms(user)
 
 
 def _has_object_perm(user, codename: str, incident: Incident) -> bool:
@@ -36,9 +69,14 @@ def incident_can_view(user, incident: Incident) -> bool:
         return False
     if user.is_superuser:
         return True
-    if not incident.restricted and user.has_perm(f"incidents.{VIEW}"):
+    if not incident.restricted and _has_global_perm(user, VIEW):
         return True
     return _has_object_perm(user, VIEW, incident)
+
+
+def incident_can_view_unrestricted(user) -> bool:
+    """May this user read incidents that are not restricted? (No database hit when cached.)"""
+    return user.is_authenticated and user.is_active and _has_global_perm(user, VIEW)
 
 
 def incident_can_respond(user, incident: Incident) -> bool:
@@ -46,13 +84,13 @@ def incident_can_respond(user, incident: Incident) -> bool:
         return False
     if user.is_superuser:
         return True
-    if not incident.restricted and user.has_perm(f"incidents.{RESPOND}"):
+    if not incident.restricted and _has_global_perm(user, RESPOND):
         return True
     return _has_object_perm(user, RESPOND, incident)
 
 
 def incident_can_declare(user) -> bool:
-    return user.is_authenticated and user.has_perm(f"incidents.{RESPOND}")
+    return user.is_authenticated and user.is_active and _has_global_perm(user, RESPOND)
 
 
 def incidents_visible_to(user, queryset: QuerySet[Incident] | None = None) -> QuerySet[Incident]:
@@ -71,7 +109,7 @@ def incidents_visible_to(user, queryset: QuerySet[Incident] | None = None) -> Qu
             group__in=user.groups.all(), permission__codename=VIEW
         ).values("content_object_id")
     )
-    if user.has_perm(f"incidents.{VIEW}"):
+    if _has_global_perm(user, VIEW):
         return queryset.filter(Q(restricted=False) | granted)
     return queryset.filter(granted)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -148,3 +149,33 @@ def update_due_state(incident: Incident) -> dict | None:
     seconds = (incident.next_update_due_at - timezone.now()).total_seconds()
     minutes = int(abs(seconds) // 60)
     return {"due_at": incident.next_update_due_at, "overdue": seconds < 0, "minutes": minutes}
+
+
+POLL_STATE_TTL = 5
+
+
+def _poll_state_key(incident_id: int) -> str:
+    return f"incident-poll:{incident_id}"
+
+
+def incident_poll_state(*, pk: int) -> tuple[bool, int] | None:
+    """(restricted, revision) for the idle poll, from the cache when it can be.
+
+    Services drop the key when a change commits. A poll racing that commit can put back
+    the old revision for at most POLL_STATE_TTL seconds; the only effect is that watchers
+    see the change a few seconds later. Anything beyond "nothing changed" is always read
+    and permission-checked from the database.
+    """
+    key = _poll_state_key(pk)
+    state = cache.get(key)
+    if state is None:
+        row = Incident.objects.filter(pk=pk).values_list("restricted", "revision").first()
+        if row is None:
+            return None
+        state = (bool(row[0]), int(row[1]))
+        cache.set(key, state, POLL_STATE_TTL)
+    return state
+
+
+def incident_poll_state_forget(incident_id: int) -> None:
+    cache.delete(_poll_state_key(incident_id))

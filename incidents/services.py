@@ -37,6 +37,7 @@ from incidents.models import (
     TimelineKind,
 )
 from incidents.permissions import incident_grant_access
+from incidents.selectors import incident_poll_state_forget
 
 
 class IncidentRefused(Exception):
@@ -88,9 +89,18 @@ def timeline_record(
         body_html=render_markdown(body) if markdown else escape(body),
         data=data or {},
     )
+    _bump_revision(incident)
+    return entry
+
+
+def _bump_revision(incident: Incident) -> None:
     incident.revision += 1
     incident.save(update_fields=["revision", "updated_at"])
-    return entry
+    # Forget now and again on commit: a poll between the two may have cached the old
+    # revision from a snapshot taken before this transaction committed.
+    incident_id = incident.pk
+    incident_poll_state_forget(incident_id)
+    transaction.on_commit(lambda: incident_poll_state_forget(incident_id))
 
 
 def _grant_role_access(incident: Incident, user) -> None:
@@ -622,8 +632,7 @@ def timeline_entry_set_pinned(
             entry.save(update_fields=["pinned"])
             # Pinning edits an entry rather than adding one; bumping the revision still
             # lets everyone watching see the key moments change.
-            incident.revision += 1
-            incident.save(update_fields=["revision", "updated_at"])
+            _bump_revision(incident)
     return entry
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
-from django.db.models.signals import post_save
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
+from incidents.permissions import forget_global_perms
 from oncall.models import User
 
 DEFAULT_GROUP = "Viewers"
@@ -16,3 +18,35 @@ def new_users_can_read_incidents(sender, instance: User, created: bool, raw: boo
         group = Group.objects.filter(name=DEFAULT_GROUP).first()
         if group is not None:
             instance.groups.add(group)
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+@receiver(m2m_changed, sender=User.user_permissions.through)
+def user_permissions_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    # Forward: one user's groups/permissions changed. Reverse: a group's members changed;
+    # for a clear, the members must be read before they are gone.
+    if reverse and action == "pre_clear":
+        user_ids = list(instance.user_set.values_list("pk", flat=True))
+    elif action in ("post_add", "post_remove"):
+        user_ids = list(pk_set or ()) if reverse else [instance.pk]
+    elif action == "post_clear" and not reverse:
+        user_ids = [instance.pk]
+    else:
+        return
+    transaction.on_commit(lambda: forget_global_perms(user_ids))
+
+
+@receiver(m2m_changed, sender=Group.permissions.through)
+def group_permissions_changed(sender, instance, action, reverse, **kwargs):
+    if not action.startswith("post_"):
+        return
+    groups = [instance] if not reverse else Group.objects.all()
+    user_ids = list(User.objects.filter(groups__in=groups).values_list("pk", flat=True))
+    transaction.on_commit(lambda: forget_global_perms(user_ids))
+
+
+@receiver(post_save, sender=User)
+def user_saved(sender, instance: User, created: bool, raw: bool, **kwargs):
+    # is_superuser or is_active may have changed; cheap to forget on every save.
+    if not created:
+        transaction.on_commit(lambda: forget_global_perms([instance.pk]))

@@ -284,3 +284,34 @@ def test_the_admin_incident_list_hides_restricted_incidents_too(restricted_incid
     client.force_login(staff)
     page = client.get("/admin/incidents/incident/").content.decode()
     assert "Suspicious staff logins" not in page
+
+
+def test_an_outsider_polling_a_restricted_incident_with_its_revision_gets_404(
+    restricted_incident, viewer
+):
+    restricted_incident.refresh_from_db()
+    client = Client()
+    client.force_login(viewer)
+    url = reverse("incidents:timeline_poll", kwargs={"pk": restricted_incident.pk})
+    for _ in range(2):  # second time from the cached state
+        response = client.get(url, {"rev": restricted_incident.revision, "after": 0})
+        assert response.status_code == 404
+
+
+def test_losing_read_access_takes_effect_at_once(
+    incident, viewer, django_capture_on_commit_callbacks
+):
+    client = Client()
+    client.force_login(viewer)
+    url = reverse("incidents:detail", kwargs={"pk": incident.pk})
+    assert client.get(url).status_code == 200  # permissions now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        viewer.groups.clear()
+    assert client.get(url).status_code == 404
+
+
+def test_people_added_later_appear_in_the_role_picker(ivy_client, incident):
+    ivy_client.get(reverse("incidents:detail", kwargs={"pk": incident.pk}))
+    make_user("newcomer", first_name="Nadia")
+    page = ivy_client.get(reverse("incidents:detail", kwargs={"pk": incident.pk})).content.decode()
+    assert ">Nadia</option>" in page
