@@ -5,6 +5,7 @@
 #   ./scripts/bench.sh            # all (about 1.5 minutes)
 #   ./scripts/bench.sh page       # incident page only
 #   ./scripts/bench.sh poll       # idle timeline poll only
+#   ./scripts/bench.sh memory     # idle web process and Celery worker memory
 #
 # Needs PostgreSQL and Redis on 127.0.0.1. Uses its own database and Redis db, created or
 # reused as needed: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/
@@ -20,7 +21,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p var/bench
 
 which=("$@")
-[ ${#which[@]} -eq 0 ] && which=(page poll)
+[ ${#which[@]} -eq 0 ] && which=(page poll memory)
 
 # Create the bench database if it is missing, and bring its schema up to date.
 $PY -c "from bench.common import setup_django; setup_django()"
@@ -35,7 +36,8 @@ for name in "${which[@]}"; do
   case "$name" in
     page) module=bench.incident_page ;;
     poll) module=bench.timeline_poll ;;
-    *) echo "unknown benchmark: $name (page, poll)" >&2; exit 2 ;;
+    memory) module=bench.memory ;;
+    *) echo "unknown benchmark: $name (page, poll, memory)" >&2; exit 2 ;;
   esac
   echo
   echo "=== $module ==="
