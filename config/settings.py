@@ -165,6 +165,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.tasks.stakeholder_update_reminders_sweep",
         "schedule": float(env_int("UPDATE_REMINDER_SWEEP_SECONDS", 30)),
     },
+    # Creates required postmortems that are missing and reminds owners of late ones.
+    "postmortem-policy": {
+        "task": "postmortems.tasks.postmortem_policy_sweep",
+        "schedule": float(env_int("POSTMORTEM_SWEEP_SECONDS", 300)),
+    },
+    # Daily digests of due-soon/overdue action items, once per owner per day.
+    "action-item-reminders": {
+        "task": "postmortems.tasks.action_item_reminders_sweep",
+        "schedule": float(env_int("ACTION_ITEM_SWEEP_SECONDS", 900)),
+    },
 }
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", incident_views.home, name="home"),
     path("incidents/", include("incidents.urls")),
     path("services/", include((service_urlpatterns, "services"))),
+    path("postmortems/", include("postmortems.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", oncall_views.profile, name="profile"),

@@ -38,6 +38,7 @@ from incidents.models import (
 )
 from incidents.permissions import incident_grant_access
 from incidents.selectors import incident_poll_state_forget
+from incidents.signals import incident_status_changed
 
 
 class IncidentRefused(Exception):
@@ -222,6 +223,16 @@ def incident_transition(*, incident: Incident, actor, to_status: str) -> Inciden
             body=body,
             data={"from": current, "to": to_status, "milestones": stamped},
             at=now,
+        )
+        incident_id, actor_id = incident.pk, getattr(actor, "pk", None)
+        transaction.on_commit(
+            lambda: incident_status_changed.send(
+                sender=Incident,
+                incident_id=incident_id,
+                from_status=current,
+                to_status=to_status,
+                actor_id=actor_id,
+            )
         )
     return incident
 

@@ -3,12 +3,17 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from incidents.permissions import forget_global_perms
 from oncall.models import User
 
 DEFAULT_GROUP = "Viewers"
+
+# Sent after the transaction that changed an incident's status commits, for the layers
+# above (postmortems) to react without incidents importing them.
+# kwargs: incident_id, from_status, to_status, actor_id
+incident_status_changed = Signal()
 
 
 @receiver(post_save, sender=User)
