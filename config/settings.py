@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "oncall.middleware.HtmxSignInMiddleware",
     "oncall.middleware.ViewerTimezoneMiddleware",
 ]
 
@@ -177,7 +178,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Database sessions: signing in must keep working while Redis is down.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Auth and permissions -------------------------------------------------------------
 AUTH_USER_MODEL = "oncall.User"
@@ -241,6 +243,8 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REFERRER_POLICY = "same-origin"
+# Load balancers probe /healthz over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
 
@@ -254,5 +258,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # One handler (the root's), so nothing is logged twice; 4xx answers are expected
+        # traffic, 5xx are errors.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"level": "ERROR"},
+        "django.security": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"

@@ -4,6 +4,10 @@ from guardian.admin import GuardedModelAdmin
 from incidents.models import Incident, IncidentType, Service, Severity
 from incidents.permissions import incidents_visible_to
 
+admin.site.site_header = "Firebreak configuration"
+admin.site.site_title = "Firebreak"
+admin.site.index_title = "Configure Firebreak"
+
 
 @admin.register(Severity)
 class SeverityAdmin(admin.ModelAdmin):
@@ -40,4 +44,8 @@ class IncidentAdmin(GuardedModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting an incident would delete its audit log; incidents are closed, not deleted.
         return False

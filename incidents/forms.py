@@ -14,6 +14,14 @@ from incidents.models import (
 )
 
 
+class FirebreakForm(forms.Form):
+    """Labels without a trailing colon, the way every page labels fields."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 def active_people():
     return get_user_model().objects.filter(is_active=True).order_by("first_name", "username")
 
@@ -28,7 +36,7 @@ class PersonChoiceField(forms.ModelChoiceField):
         return obj.display_name
 
 
-class IncidentDeclareForm(forms.Form):
+class IncidentDeclareForm(FirebreakForm):
     title = forms.CharField(
         max_length=200,
         widget=forms.TextInput(attrs={"autofocus": True, "placeholder": "What is broken?"}),
@@ -70,7 +78,7 @@ class IncidentDeclareForm(forms.Form):
     impact_started_at = forms.DateTimeField(
         required=False,
         label="Impact started",
-        help_text="If it began before now. In your time zone.",
+        help_text="If it began before now. In your own time zone.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
@@ -89,29 +97,41 @@ class IncidentDeclareForm(forms.Form):
         return value
 
 
-class StatusForm(forms.Form):
+class StatusForm(FirebreakForm):
     to_status = forms.ChoiceField(choices=IncidentStatus.choices)
+    # The status the page showed when the button was pressed.
+    from_status = forms.ChoiceField(choices=IncidentStatus.choices, required=False)
 
 
-class SeverityForm(forms.Form):
+class SeverityForm(FirebreakForm):
     severity = SeverityChoiceField(queryset=Severity.objects.all(), empty_label=None)
     reason = forms.CharField(max_length=500, required=False)
+    # The severity the page showed, so a change made meanwhile is never silently undone.
+    from_severity = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
-class MilestoneForm(forms.Form):
+class MilestoneForm(FirebreakForm):
     milestone = forms.ChoiceField(choices=Milestone.choices)
     value = forms.DateTimeField(
-        label="Correct time", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label="Correct time",
+        help_text="In your own time zone.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    reason = forms.CharField(max_length=500)
+    reason = forms.CharField(
+        max_length=500, error_messages={"required": "Say why the milestone is being corrected."}
+    )
 
 
-class RoleForm(forms.Form):
+class RoleForm(FirebreakForm):
     role = forms.ChoiceField(choices=IncidentRole.choices)
-    user = PersonChoiceField(queryset=active_people(), label="Person")
+    user = PersonChoiceField(
+        queryset=active_people(),
+        label="Person",
+        error_messages={"required": "Choose who takes the role."},
+    )
 
 
-class TaskForm(forms.Form):
+class TaskForm(FirebreakForm):
     title = forms.CharField(
         max_length=200,
         widget=forms.TextInput(attrs={"placeholder": "New task"}),
@@ -126,21 +146,21 @@ class TaskForm(forms.Form):
         return title
 
 
-class TaskOwnerForm(forms.Form):
+class TaskOwnerForm(FirebreakForm):
     owner = PersonChoiceField(queryset=active_people(), required=False)
 
 
-class DoneForm(forms.Form):
+class DoneForm(FirebreakForm):
     done = forms.TypedChoiceField(choices=[("1", "done"), ("0", "open")], coerce=lambda v: v == "1")
 
 
-class PinForm(forms.Form):
+class PinForm(FirebreakForm):
     pinned = forms.TypedChoiceField(
         choices=[("1", "pin"), ("0", "unpin")], coerce=lambda v: v == "1"
     )
 
 
-class MarkdownBodyForm(forms.Form):
+class MarkdownBodyForm(FirebreakForm):
     body = forms.CharField(
         max_length=20000,
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -162,7 +182,7 @@ class StakeholderUpdateForm(MarkdownBodyForm):
     pass
 
 
-class DetailsForm(forms.Form):
+class DetailsForm(FirebreakForm):
     title = forms.CharField(max_length=200)
     summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
     services = forms.ModelMultipleChoiceField(
@@ -172,18 +192,18 @@ class DetailsForm(forms.Form):
     details_version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
 
-class RestrictForm(forms.Form):
+class RestrictForm(FirebreakForm):
     restricted = forms.TypedChoiceField(
         choices=[("1", "restrict"), ("0", "open up")], coerce=lambda v: v == "1"
     )
 
 
-class ShareForm(forms.Form):
+class ShareForm(FirebreakForm):
     user = PersonChoiceField(queryset=active_people(), label="Person")
     respond = forms.BooleanField(required=False, label="Can respond")
 
 
-class IncidentFilterForm(forms.Form):
+class IncidentFilterForm(FirebreakForm):
     STATUS_CHOICES = [("", "Any status"), ("open", "Open"), *IncidentStatus.choices]
     q = forms.CharField(required=False, label="Search", max_length=200)
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)

@@ -145,6 +145,8 @@ class Incident(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     last_stakeholder_update_at = models.DateTimeField(null=True, blank=True)
+    # When the update cadence last restarted: declared, an update posted, or reopened.
+    cadence_started_at = models.DateTimeField(null=True, blank=True)
     next_update_due_at = models.DateTimeField(null=True, blank=True)
     # The missed due time we last reminded about: at most one reminder per missed update.
     update_reminder_sent_for = models.DateTimeField(null=True, blank=True)
@@ -308,6 +310,9 @@ class TimelineEntry(models.Model):
     body_html = models.TextField()
     data = models.JSONField(default=dict, blank=True)
     pinned = models.BooleanField(default=False)
+    # The incident revision at which `pinned` last changed, so the poll can re-send
+    # entries whose pin changed since a watcher's last look.
+    pin_revision = models.PositiveIntegerField(default=0)
 
     class Meta:
         # Entries are written as things happen, so id order is time order; the poll for
@@ -321,3 +326,44 @@ class TimelineEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id} {self.kind} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class StakeholderUpdateReminder(models.Model):
+    """One reminder per missed update, recorded before sending and marked after.
+
+    The unique constraint makes "at most one reminder per missed update" a database fact,
+    whichever worker or beat gets there first.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Nobody to remind"
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="update_reminders"
+    )
+    missed_due = models.DateTimeField()
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "missed_due"], name="one_reminder_per_missed_update"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "claimed_at"], name="reminder_state_claimed")]
+
+    def __str__(self) -> str:
+        return (
+            f"Reminder for {self.incident_id} due {self.missed_due:%Y-%m-%d %H:%M} ({self.state})"
+        )

@@ -10,17 +10,22 @@ role holders get automatically. An outsider gets a 404 so nothing leaks about ex
 
 from __future__ import annotations
 
+import logging
+
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
-from guardian.shortcuts import assign_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
 from incidents.models import Incident, IncidentGroupObjectPermission, IncidentUserObjectPermission
 
 VIEW = "view_incident"
 RESPOND = "change_incident"
-GLOBAL_PERMS_TTL = 300
+# Short, because a revocation racing a cache fill could otherwise linger; invalidation on
+# every group and permission change (signals.py) does the real work.
+GLOBAL_PERMS_TTL = 60
+log = logging.getLogger(__name__)
 
 
 def _global_perms_key(user_id: int) -> str:
@@ -38,16 +43,26 @@ def user_global_perms(user) -> frozenset[str]:
     if cached is not None:
         return cached
     key = _global_perms_key(user.pk)
-    perms = cache.get(key)
+    try:
+        perms = cache.get(key)
+    except Exception as exc:  # the cache is an optimisation: fail open to the database
+        log.warning("Permission cache unavailable: %s", exc)
+        perms = frozenset(user.get_all_permissions())
     if perms is None:
         perms = frozenset(user.get_all_permissions())
-        cache.set(key, perms, GLOBAL_PERMS_TTL)
+        try:
+            cache.set(key, perms, GLOBAL_PERMS_TTL)
+        except Exception as exc:
+            log.warning("Permission cache unavailable: %s", exc)
     user._firebreak_perms = perms
     return perms
 
 
 def forget_global_perms(user_ids) -> None:
-    cache.delete_many([_global_perms_key(pk) for pk in user_ids])
+    try:
+        cache.delete_many([_global_perms_key(pk) for pk in user_ids])
+    except Exception as exc:  # entries expire within GLOBAL_PERMS_TTL anyway
+        log.warning("Could not drop cached permissions: %s", exc)
 
 
 def _has_global_perm(user, codename: str) -> bool:
@@ -137,3 +152,26 @@ def incident_grant_access(*, incident: Incident, user, respond: bool) -> None:
     assign_perm(VIEW, user, incident)
     if respond:
         assign_perm(RESPOND, user, incident)
+
+
+def incident_revoke_access(*, incident: Incident, user) -> None:
+    """Remove one person's own access. Call inside the service's transaction."""
+    remove_perm(VIEW, user, incident)
+    remove_perm(RESPOND, user, incident)
+
+
+def incident_people_with_access(*, incident: Incident) -> list:
+    """People granted access to this incident individually, with what they may do."""
+    rows = (
+        IncidentUserObjectPermission.objects.filter(content_object=incident)
+        .select_related("user", "permission")
+        .order_by("user__first_name", "user__username")
+    )
+    people: dict[int, object] = {}
+    for row in rows:
+        person = people.setdefault(row.user_id, row.user)
+        if row.permission.codename == RESPOND:
+            person.can_respond = True
+        elif not hasattr(person, "can_respond"):
+            person.can_respond = False
+    return list(people.values())

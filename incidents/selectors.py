@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from incidents.models import (
@@ -18,6 +19,8 @@ from incidents.models import (
     TimelineKind,
 )
 from incidents.permissions import incidents_visible_to
+
+log = logging.getLogger(__name__)
 
 _ACTIVE_COMMANDERS = Prefetch(
     "roles",
@@ -90,7 +93,11 @@ def timeline_page(
 ) -> TimelinePage:
     """Newest first, one page at a time, so a 2,000-entry incident renders like a 20-entry one."""
     size = size or settings.TIMELINE_PAGE_SIZE
-    queryset = incident.timeline.select_related("actor")
+    # The cursor is read first and bounds the page: an entry committed in between shows
+    # up in the next poll instead of being skipped forever. (Ids grow in commit order per
+    # incident, because every insert holds the incident's row lock.)
+    newest = timeline_newest_id(incident=incident)
+    queryset = incident.timeline.filter(pk__lte=newest).select_related("actor")
     if kind in TimelineKind.values:
         queryset = queryset.filter(kind=kind)
     if before:
@@ -98,29 +105,45 @@ def timeline_page(
     rows = list(queryset.order_by("-pk")[: size + 1])
     older = rows[size - 1].pk if len(rows) > size else None
     rows = rows[:size]
-    newest = incident.timeline.order_by("-pk").values_list("pk", flat=True).first() or 0
     return TimelinePage(entries=rows, older_cursor=older, newest_id=newest)
 
 
-def timeline_entries_after(
-    *, incident: Incident, after: int, kind: str = ""
+def timeline_newest_id(*, incident: Incident) -> int:
+    return incident.timeline.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def timeline_entries_between(
+    *, incident: Incident, after: int, upto: int, kind: str = ""
 ) -> list[TimelineEntry]:
-    queryset = incident.timeline.filter(pk__gt=after).select_related("actor")
+    queryset = incident.timeline.filter(pk__gt=after, pk__lte=upto).select_related("actor")
     if kind in TimelineKind.values:
         queryset = queryset.filter(kind=kind)
     return list(queryset.order_by("-pk")[:500])
+
+
+def timeline_repinned_since(
+    *, incident: Incident, revision: int, upto: int, kind: str = ""
+) -> list[TimelineEntry]:
+    """Entries a watcher already has whose pin changed after the revision they last saw."""
+    queryset = incident.timeline.filter(pin_revision__gt=revision, pk__lte=upto).select_related(
+        "actor"
+    )
+    if kind in TimelineKind.values:
+        queryset = queryset.filter(kind=kind)
+    return list(queryset[:200])
 
 
 def timeline_pinned(*, incident: Incident) -> list[TimelineEntry]:
     return list(incident.timeline.filter(pinned=True).select_related("actor").order_by("pk"))
 
 
+_ROLE_ORDER = {role: index for index, role in enumerate(IncidentRole.values)}
+
+
 def incident_roles_active(*, incident: Incident) -> list[RoleAssignment]:
-    return list(
-        incident.roles.filter(relieved_at__isnull=True)
-        .select_related("user")
-        .order_by("assigned_at", "pk")
-    )
+    """Current role holders, commander first, then in the order roles are listed."""
+    rows = incident.roles.filter(relieved_at__isnull=True).select_related("user")
+    return sorted(rows, key=lambda a: (_ROLE_ORDER[a.role], a.assigned_at, a.pk))
 
 
 def incident_tasks(*, incident: Incident):
@@ -129,17 +152,6 @@ def incident_tasks(*, incident: Incident):
 
 def incident_latest_updates(*, incident: Incident, limit: int = 3):
     return list(incident.stakeholder_updates.select_related("author")[:limit])
-
-
-def incident_counts_for_user(*, user) -> dict[str, int]:
-    return incidents_visible_to(user).aggregate(
-        open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
-        mine=Count(
-            "pk",
-            filter=Q(status__in=OPEN_STATUSES, roles__user=user, roles__relieved_at__isnull=True),
-            distinct=True,
-        ),
-    )
 
 
 def update_due_state(incident: Incident) -> dict | None:
@@ -167,15 +179,25 @@ def incident_poll_state(*, pk: int) -> tuple[bool, int] | None:
     and permission-checked from the database.
     """
     key = _poll_state_key(pk)
-    state = cache.get(key)
+    try:
+        state = cache.get(key)
+    except Exception as exc:  # an incident tool keeps working when Redis is the incident
+        log.warning("Poll state cache unavailable: %s", exc)
+        state = None
     if state is None:
         row = Incident.objects.filter(pk=pk).values_list("restricted", "revision").first()
         if row is None:
             return None
         state = (bool(row[0]), int(row[1]))
-        cache.set(key, state, POLL_STATE_TTL)
+        try:
+            cache.set(key, state, POLL_STATE_TTL)
+        except Exception as exc:
+            log.warning("Poll state cache unavailable: %s", exc)
     return state
 
 
 def incident_poll_state_forget(incident_id: int) -> None:
-    cache.delete(_poll_state_key(incident_id))
+    try:
+        cache.delete(_poll_state_key(incident_id))
+    except Exception as exc:  # expires within POLL_STATE_TTL anyway
+        log.warning("Could not drop cached poll state: %s", exc)

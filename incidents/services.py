@@ -10,10 +10,10 @@ incidents, so the timeline is a complete audit log.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.html import escape
 
@@ -33,10 +33,15 @@ from incidents.models import (
     Service,
     Severity,
     StakeholderUpdate,
+    StakeholderUpdateReminder,
     TimelineEntry,
     TimelineKind,
 )
-from incidents.permissions import incident_grant_access
+from incidents.permissions import (
+    incident_grant_access,
+    incident_people_with_access,
+    incident_revoke_access,
+)
 from incidents.selectors import incident_poll_state_forget
 from incidents.signals import incident_status_changed
 
@@ -45,13 +50,17 @@ class IncidentRefused(Exception):
     """A change that the incident's current state does not allow; the message says why."""
 
 
-@dataclass(frozen=True)
 class DetailsConflict(Exception):
-    """Someone else edited the title or summary since this form was loaded."""
+    """Someone else edited the details since this form was loaded."""
 
-    current_title: str
-    current_summary: str
-    edited_by: str
+    def __init__(
+        self, *, current_title: str, current_summary: str, current_services: str, edited_by: str
+    ):
+        super().__init__(f"{edited_by} changed the details meanwhile.")
+        self.current_title = current_title
+        self.current_summary = current_summary
+        self.current_services = current_services
+        self.edited_by = edited_by
 
 
 def _now() -> datetime:
@@ -64,6 +73,19 @@ def _lock(incident: Incident) -> Incident:
 
 def _name(user) -> str:
     return user.display_name if user is not None else "Firebreak"
+
+
+def _one_line(text: str) -> str:
+    """Titles go into email subjects and page headings: one line, single spaces."""
+    return " ".join(text.split())
+
+
+def _utc(value: datetime | None) -> str:
+    """Times written into timeline text (read in exports and emails); pages show `data`
+    in the viewer's own zone instead."""
+    if value is None:
+        return "unset"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def timeline_record(
@@ -132,7 +154,7 @@ def incident_declare(
     services = list(services)
     with transaction.atomic():
         incident = Incident.objects.create(
-            title=title.strip(),
+            title=_one_line(title),
             summary=summary.strip(),
             severity=severity,
             incident_type=incident_type,
@@ -144,6 +166,7 @@ def incident_declare(
             impact_started_at=impact_started_at or now,
             detected_at=now,
             acknowledged_at=now if declared_by is not None else None,
+            cadence_started_at=now,
             next_update_due_at=now + severity.update_cadence,
         )
         incident.services.set(services)
@@ -163,14 +186,25 @@ def incident_declare(
     return incident
 
 
-def incident_transition(*, incident: Incident, actor, to_status: str) -> Incident:
-    """Move the incident along its lifecycle, stamping milestones. Refuses impossible moves."""
+def incident_transition(
+    *, incident: Incident, actor, to_status: str, expected_status: str | None = None
+) -> Incident:
+    """Move the incident along its lifecycle, stamping milestones. Refuses impossible moves.
+
+    `expected_status` is the status the actor was looking at: if someone else moved the
+    incident meanwhile, the click is refused rather than applied to a state they never saw.
+    """
     if to_status not in IncidentStatus.values:
         raise IncidentRefused(f"“{to_status}” is not a status.")
     with transaction.atomic():
         incident = _lock(incident)
         current = incident.status
         target_label = IncidentStatus(to_status).label
+        if expected_status and expected_status != current:
+            raise IncidentRefused(
+                f"Someone else changed the status to {IncidentStatus(current).label.lower()} "
+                "while you were looking. Check the incident, then choose again."
+            )
         if current == to_status:
             raise IncidentRefused(f"The incident is already {target_label.lower()}.")
         if to_status not in ALLOWED_TRANSITIONS[current]:
@@ -202,12 +236,12 @@ def incident_transition(*, incident: Incident, actor, to_status: str) -> Inciden
         if current == IncidentStatus.RESOLVED and to_status in OPEN_STATUSES:
             # Reopened: it is not resolved any more, and stakeholders need updates again.
             incident.resolved_at = None
+            incident.cadence_started_at = now
             incident.next_update_due_at = now + incident.severity.update_cadence
-        if current == IncidentStatus.MONITORING and to_status in (
-            IncidentStatus.INVESTIGATING,
-            IncidentStatus.IDENTIFIED,
-        ):
-            incident.mitigated_at = None  # the mitigation did not hold
+        if to_status in (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED):
+            # Back to working on it: whatever mitigation there was did not hold, and the
+            # next real mitigation must be stamped (MTTM would lie otherwise).
+            incident.mitigated_at = None
         incident.status = to_status
         incident.save()
         body = (
@@ -255,11 +289,23 @@ def incident_acknowledge(*, incident: Incident, actor) -> Incident:
 
 
 def incident_change_severity(
-    *, incident: Incident, actor, severity: Severity, reason: str = ""
+    *,
+    incident: Incident,
+    actor,
+    severity: Severity,
+    reason: str = "",
+    expected_severity_id: int | None = None,
 ) -> Incident:
+    """Upgrade or downgrade. `expected_severity_id` is the severity the actor saw: a change
+    made meanwhile by someone else is never silently reverted."""
     with transaction.atomic():
         incident = _lock(incident)
         old = incident.severity
+        if expected_severity_id and expected_severity_id != old.pk:
+            raise IncidentRefused(
+                f"Someone else changed the severity to {old.name} while you were looking. "
+                "Check it, then change it again if you still need to."
+            )
         if old.pk == severity.pk:
             raise IncidentRefused(f"The incident is already {severity.name}.")
         if not incident.is_open:
@@ -268,7 +314,7 @@ def incident_change_severity(
         incident.severity = severity
         if incident.next_update_due_at is not None:
             # A more severe incident needs updates sooner; never push a due update later.
-            base = incident.last_stakeholder_update_at or incident.declared_at
+            base = incident.cadence_started_at or incident.declared_at
             incident.next_update_due_at = min(
                 incident.next_update_due_at, base + severity.update_cadence
             )
@@ -314,20 +360,20 @@ def incident_correct_milestone(
                 )
         setattr(incident, milestone, value)
         incident.save()
-        old_text = old.isoformat() if old else "unset"
         timeline_record(
             incident=incident,
             kind=TimelineKind.MILESTONE,
             actor=actor,
             body=(
                 f"{_name(actor)} corrected “{milestone_enum.label}” "
-                f"from {old_text} to {value.isoformat()}. Reason: {reason.strip()}"
+                f"from {_utc(old)} to {_utc(value)}. Reason: {reason.strip()}"
             ),
             data={
                 "milestone": milestone,
                 "from": old.isoformat() if old else None,
                 "to": value.isoformat(),
                 "reason": reason.strip(),
+                "label": milestone_enum.label,
                 "correction": True,
             },
         )
@@ -344,40 +390,46 @@ def incident_update_details(
     incident_type: IncidentType | None,
     details_version: int,
 ) -> Incident:
-    """Edit title, summary, services and type. Free text is guarded by `details_version`:
-    a second editor working from an old copy is refused and shown the current text."""
+    """Edit title, summary, services and type, guarded by `details_version`: a second
+    editor working from an older copy is refused and shown the current values, so neither
+    edit is silently lost."""
     services = list(services)
+    title = _one_line(title)
+    summary = summary.strip()
     with transaction.atomic():
         incident = _lock(incident)
+        old_services = set(incident.services.values_list("pk", flat=True))
+        new_services = {s.pk for s in services}
+        new_type_id = incident_type.pk if incident_type else None
         changes: list[str] = []
-        text_changed = title.strip() != incident.title or summary.strip() != incident.summary
-        if text_changed and incident.details_version != details_version:
+        if title != incident.title:
+            changes.append(f"title to “{title}”")
+        if summary != incident.summary:
+            changes.append("the summary")
+        if old_services != new_services:
+            names = ", ".join(sorted(s.name for s in services)) or "none"
+            changes.append(f"affected services to {names}")
+        if incident.incident_type_id != new_type_id:
+            changes.append(f"type to {incident_type.name if incident_type else 'none'}")
+        if not changes:
+            return incident
+        if incident.details_version != details_version:
             last = (
                 incident.timeline.filter(kind=TimelineKind.DETAILS).select_related("actor").first()
             )
             raise DetailsConflict(
                 current_title=incident.title,
                 current_summary=incident.summary,
+                current_services=", ".join(
+                    incident.services.order_by("name").values_list("name", flat=True)
+                )
+                or "none",
                 edited_by=_name(last.actor) if last else "someone",
             )
-        if title.strip() != incident.title:
-            changes.append(f"title to “{title.strip()}”")
-            incident.title = title.strip()
-        if summary.strip() != incident.summary:
-            changes.append("the summary")
-            incident.summary = summary.strip()
-        if text_changed:
-            incident.details_version += 1
-        old_services = set(incident.services.values_list("pk", flat=True))
-        new_services = {s.pk for s in services}
-        if old_services != new_services:
-            names = ", ".join(sorted(s.name for s in services)) or "none"
-            changes.append(f"affected services to {names}")
-        if (incident.incident_type_id or None) != (incident_type.pk if incident_type else None):
-            changes.append(f"type to {incident_type.name if incident_type else 'none'}")
-            incident.incident_type = incident_type
-        if not changes:
-            return incident
+        incident.title = title
+        incident.summary = summary
+        incident.incident_type = incident_type
+        incident.details_version += 1
         incident.save()
         if old_services != new_services:
             incident.services.set(services)
@@ -421,9 +473,11 @@ def incident_set_restricted(*, incident: Incident, actor, restricted: bool) -> I
 
 
 def incident_share(*, incident: Incident, actor, user, respond: bool) -> Incident:
-    """Grant one person access to a (restricted) incident."""
+    """Grant one person access to a (restricted) incident, exactly as asked: sharing
+    read-only with someone who could respond takes the respond permission away."""
     with transaction.atomic():
         incident = _lock(incident)
+        incident_revoke_access(incident=incident, user=user)
         incident_grant_access(incident=incident, user=user, respond=respond)
         timeline_record(
             incident=incident,
@@ -432,6 +486,28 @@ def incident_share(*, incident: Incident, actor, user, respond: bool) -> Inciden
             body=f"{_name(actor)} gave {_name(user)} access "
             f"({'can respond' if respond else 'read only'}).",
             data={"user": user.pk, "respond": respond},
+        )
+    return incident
+
+
+def incident_unshare(*, incident: Incident, actor, user) -> Incident:
+    """Take one person's access to this incident away. Current role holders keep theirs:
+    relieve them first."""
+    with transaction.atomic():
+        incident = _lock(incident)
+        if incident.roles.filter(user=user, relieved_at__isnull=True).exists():
+            raise IncidentRefused(
+                f"{_name(user)} holds a role on this incident: relieve them first."
+            )
+        if user.pk not in {p.pk for p in incident_people_with_access(incident=incident)}:
+            raise IncidentRefused(f"{_name(user)} has no access of their own to remove.")
+        incident_revoke_access(incident=incident, user=user)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.ACCESS,
+            actor=actor,
+            body=f"{_name(actor)} removed {_name(user)}'s access.",
+            data={"user": user.pk, "revoked": True},
         )
     return incident
 
@@ -498,6 +574,8 @@ def role_assign(*, incident: Incident, actor, user, role: str) -> RoleAssignment
 def role_relieve(*, incident: Incident, actor, assignment_id: int) -> None:
     with transaction.atomic():
         incident = _lock(incident)
+        if incident.status == IncidentStatus.CLOSED:
+            raise IncidentRefused("A closed incident is final: reopen work as a follow-up.")
         try:
             assignment = incident.roles.select_related("user").get(
                 pk=assignment_id, relieved_at__isnull=True
@@ -523,6 +601,8 @@ def role_relieve(*, incident: Incident, actor, assignment_id: int) -> None:
 def task_add(*, incident: Incident, actor, title: str, owner=None) -> IncidentTask:
     with transaction.atomic():
         incident = _lock(incident)
+        if incident.status == IncidentStatus.CLOSED:
+            raise IncidentRefused("A closed incident is final: reopen work as a follow-up.")
         task = IncidentTask.objects.create(
             incident=incident,
             title=title.strip(),
@@ -545,6 +625,8 @@ def task_add(*, incident: Incident, actor, title: str, owner=None) -> IncidentTa
 def task_set_done(*, incident: Incident, actor, task_id: int, done: bool) -> IncidentTask:
     with transaction.atomic():
         incident = _lock(incident)
+        if incident.status == IncidentStatus.CLOSED:
+            raise IncidentRefused("A closed incident is final: reopen work as a follow-up.")
         try:
             task = incident.tasks.get(pk=task_id)
         except IncidentTask.DoesNotExist:
@@ -567,6 +649,8 @@ def task_set_done(*, incident: Incident, actor, task_id: int, done: bool) -> Inc
 def task_assign(*, incident: Incident, actor, task_id: int, owner) -> IncidentTask:
     with transaction.atomic():
         incident = _lock(incident)
+        if incident.status == IncidentStatus.CLOSED:
+            raise IncidentRefused("A closed incident is final: reopen work as a follow-up.")
         try:
             task = incident.tasks.get(pk=task_id)
         except IncidentTask.DoesNotExist:
@@ -601,6 +685,7 @@ def stakeholder_update_post(*, incident: Incident, author, body: str) -> Stakeho
             created_at=now,
         )
         incident.last_stakeholder_update_at = now
+        incident.cadence_started_at = now
         incident.next_update_due_at = (
             now + incident.severity.update_cadence if incident.is_open else None
         )
@@ -639,11 +724,12 @@ def timeline_entry_set_pinned(
         except TimelineEntry.DoesNotExist:
             raise IncidentRefused("That entry is not on this incident's timeline.") from None
         if entry.pinned != pinned:
-            entry.pinned = pinned
-            entry.save(update_fields=["pinned"])
             # Pinning edits an entry rather than adding one; bumping the revision still
-            # lets everyone watching see the key moments change.
+            # lets everyone watching see the key moments, and the entry, change.
             _bump_revision(incident)
+            entry.pinned = pinned
+            entry.pin_revision = incident.revision
+            entry.save(update_fields=["pinned", "pin_revision"])
     return entry
 
 
@@ -657,65 +743,85 @@ def stakeholder_update_missed_due(incident: Incident, now: datetime) -> datetime
     return due + periods * cadence
 
 
-def stakeholder_update_reminder_claim(*, incident_id: int, now: datetime | None = None):
-    """Claim the right to send one reminder for the current missed update.
+REMINDER_CLAIM_TIMEOUT = timedelta(minutes=5)
 
-    Returns (incident, recipient, missed_due) when this caller won the claim, else None.
-    The claim is a conditional UPDATE, so two workers or a re-delivered task can never
-    both send the reminder for the same missed update.
+
+def stakeholder_update_reminder_due(*, incident_id: int, now: datetime | None = None):
+    """Record that the current missed update needs a reminder; return it, or None.
+
+    At most one reminder row exists per missed update (a unique constraint), so any number
+    of sweeps, beats or re-delivered tasks agree on it.
     """
     now = now or _now()
+    incident = Incident.objects.select_related("severity").filter(pk=incident_id).first()
+    if incident is None:
+        return None
+    missed_due = stakeholder_update_missed_due(incident, now)
+    if missed_due is None:
+        return None
+    holder = (
+        incident.roles.filter(role=IncidentRole.COMMUNICATIONS_LEAD, relieved_at__isnull=True)
+        .select_related("user")
+        .first()
+        or incident.roles.filter(role=IncidentRole.COMMANDER, relieved_at__isnull=True)
+        .select_related("user")
+        .first()
+    )
+    recipient = holder.user if holder else None
+    reminder, _ = StakeholderUpdateReminder.objects.get_or_create(
+        incident=incident, missed_due=missed_due, defaults={"recipient": recipient}
+    )
+    return reminder
+
+
+def stakeholder_update_reminder_claim(*, reminder_id: int, now: datetime | None = None):
+    """Claim a pending reminder for sending (conditional UPDATE). Returns it, or None when
+    someone else has it. A claim left by a killed worker expires after
+    REMINDER_CLAIM_TIMEOUT and may be taken again."""
+    now = now or _now()
+    claimable = StakeholderUpdateReminder.objects.filter(
+        pk=reminder_id, state=StakeholderUpdateReminder.State.PENDING
+    ).filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - REMINDER_CLAIM_TIMEOUT))
+    if claimable.update(claimed_at=now, attempts=F("attempts") + 1) != 1:
+        return None
+    return StakeholderUpdateReminder.objects.select_related("incident__severity", "recipient").get(
+        pk=reminder_id
+    )
+
+
+def stakeholder_update_reminder_record(
+    *, reminder: StakeholderUpdateReminder, sent: bool, error: str = ""
+) -> None:
+    """Write what happened, on the reminder and on the incident's timeline, together."""
+    recipient = reminder.recipient
     with transaction.atomic():
-        try:
-            incident = (
-                Incident.objects.select_for_update().select_related("severity").get(pk=incident_id)
+        incident = _lock(reminder.incident)
+        if recipient is None or not recipient.email:
+            state = StakeholderUpdateReminder.State.SKIPPED
+            outcome = (
+                "nobody with an email address holds the communications lead or commander "
+                "role to remind."
             )
-        except Incident.DoesNotExist:
-            return None
-        missed_due = stakeholder_update_missed_due(incident, now)
-        if missed_due is None:
-            return None
-        if (
-            incident.update_reminder_sent_for is not None
-            and incident.update_reminder_sent_for >= missed_due
-        ):
-            return None
-        claimed = (
-            Incident.objects.filter(pk=incident.pk, revision=incident.revision)
-            .exclude(update_reminder_sent_for__gte=missed_due)
-            .update(update_reminder_sent_for=missed_due)
-        )
-        if claimed != 1:
-            return None
-        incident.update_reminder_sent_for = missed_due
-        holder = (
-            incident.roles.filter(role=IncidentRole.COMMUNICATIONS_LEAD, relieved_at__isnull=True)
-            .select_related("user")
-            .first()
-            or incident.roles.filter(role=IncidentRole.COMMANDER, relieved_at__isnull=True)
-            .select_related("user")
-            .first()
-        )
-        recipient = holder.user if holder else None
-        overdue_minutes = int((now - missed_due).total_seconds() // 60)
+        elif sent:
+            state = StakeholderUpdateReminder.State.SENT
+            outcome = f"reminded {_name(recipient)} by email."
+        else:
+            state = StakeholderUpdateReminder.State.FAILED
+            outcome = f"the reminder email to {_name(recipient)} could not be sent ({error})."
+        updated = StakeholderUpdateReminder.objects.filter(
+            pk=reminder.pk, state=StakeholderUpdateReminder.State.PENDING
+        ).update(state=state, sent_at=_now() if sent else None, error=error[:1000])
+        if updated != 1:
+            return  # recorded already by an earlier attempt
         timeline_record(
             incident=incident,
             kind=TimelineKind.REMINDER,
             actor=None,
-            body=(
-                f"A stakeholder update was due at {missed_due:%H:%M} UTC"
-                f"{f' ({overdue_minutes} min ago)' if overdue_minutes else ''}; "
-                + (
-                    f"reminded {_name(recipient)} by email."
-                    if recipient and recipient.email
-                    else "nobody with an email address holds the communications lead or "
-                    "commander role to remind."
-                )
-            ),
+            body=f"A stakeholder update was due at {_utc(reminder.missed_due)}; {outcome}",
             data={
-                "missed_due": missed_due.isoformat(),
+                "missed_due": reminder.missed_due.isoformat(),
                 "recipient": getattr(recipient, "pk", None),
+                "outcome": state,
+                "outcome_text": outcome,
             },
-            at=now,
         )
-    return incident, recipient, missed_due

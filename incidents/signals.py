@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_save
+from django.db.models.signals import m2m_changed, post_save, pre_delete
 from django.dispatch import Signal, receiver
 
 from incidents.permissions import forget_global_perms
@@ -55,3 +55,10 @@ def user_saved(sender, instance: User, created: bool, raw: bool, **kwargs):
     # is_superuser or is_active may have changed; cheap to forget on every save.
     if not created:
         transaction.on_commit(lambda: forget_global_perms([instance.pk]))
+
+
+@receiver(pre_delete, sender=Group)
+def group_deleted(sender, instance: Group, **kwargs):
+    # Deleting a group sends no m2m_changed: forget its members' permissions here.
+    user_ids = list(instance.user_set.values_list("pk", flat=True))
+    transaction.on_commit(lambda: forget_global_perms(user_ids))

@@ -5,52 +5,54 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import transaction
 from django.utils import timezone
 
-from incidents.models import OPEN_STATUSES, Incident, TimelineKind
+from incidents.models import OPEN_STATUSES, Incident, StakeholderUpdateReminder
 from incidents.notifications import stakeholder_update_reminder_email
-from incidents.services import stakeholder_update_reminder_claim, timeline_record
+from incidents.services import (
+    REMINDER_CLAIM_TIMEOUT,
+    stakeholder_update_reminder_claim,
+    stakeholder_update_reminder_due,
+    stakeholder_update_reminder_record,
+)
 
 log = logging.getLogger(__name__)
 
 
 @shared_task
 def stakeholder_update_reminders_sweep() -> int:
-    """Find open incidents whose stakeholder update is overdue and remind each once."""
-    due_ids = list(
-        Incident.objects.filter(
-            status__in=OPEN_STATUSES, next_update_due_at__lte=timezone.now()
-        ).values_list("pk", flat=True)
-    )
-    sent = 0
+    """Remind once per missed stakeholder update; retry reminders a dead worker left."""
+    now = timezone.now()
+    due_ids = Incident.objects.filter(
+        status__in=OPEN_STATUSES, next_update_due_at__lte=now
+    ).values_list("pk", flat=True)
     for incident_id in due_ids:
-        sent += stakeholder_update_reminder_send(incident_id)
-    return sent
+        stakeholder_update_reminder_due(incident_id=incident_id, now=now)
+    pending = StakeholderUpdateReminder.objects.filter(
+        state=StakeholderUpdateReminder.State.PENDING
+    ).exclude(claimed_at__gte=now - REMINDER_CLAIM_TIMEOUT)
+    return sum(stakeholder_update_reminder_send(pk) for pk in pending.values_list("pk", flat=True))
 
 
 @shared_task
-def stakeholder_update_reminder_send(incident_id: int) -> int:
-    """Idempotent: the claim decides whether this missed update still needs a reminder."""
-    claimed = stakeholder_update_reminder_claim(incident_id=incident_id)
-    if claimed is None:
+def stakeholder_update_reminder_send(reminder_id: int) -> int:
+    """Idempotent: only the caller that claims the pending reminder sends it."""
+    reminder = stakeholder_update_reminder_claim(reminder_id=reminder_id)
+    if reminder is None:
         return 0
-    incident, recipient, missed_due = claimed
+    recipient = reminder.recipient
     if recipient is None or not recipient.email:
+        stakeholder_update_reminder_record(reminder=reminder, sent=False)
         return 0
     try:
         stakeholder_update_reminder_email(
-            incident=incident, recipient=recipient, missed_due=missed_due
+            incident=reminder.incident, recipient=recipient, missed_due=reminder.missed_due
         )
-    except OSError as exc:  # smtplib errors are OSErrors too
-        log.warning("Update reminder for %s failed: %s", incident.reference, exc)
-        with transaction.atomic():
-            locked = Incident.objects.select_for_update().get(pk=incident.pk)
-            timeline_record(
-                incident=locked,
-                kind=TimelineKind.REMINDER,
-                actor=None,
-                body=f"The reminder email to {recipient.display_name} could not be sent: {exc}",
-            )
+    except Exception as exc:  # any failure is recorded on the incident for people to see
+        log.warning("Update reminder %s failed: %s", reminder.pk, exc)
+        stakeholder_update_reminder_record(
+            reminder=reminder, sent=False, error=f"{type(exc).__name__}: {exc}"
+        )
         return 0
+    stakeholder_update_reminder_record(reminder=reminder, sent=True)
     return 1

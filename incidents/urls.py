@@ -25,6 +25,7 @@ urlpatterns = [
     path("<int:pk>/notes/", views.note_add, name="note"),
     path("<int:pk>/restrict/", views.incident_restrict, name="restrict"),
     path("<int:pk>/share/", views.incident_share, name="share"),
+    path("<int:pk>/share/<int:user_id>/remove/", views.incident_unshare, name="unshare"),
 ]
 
 service_urlpatterns = [

@@ -12,12 +12,14 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -55,6 +57,7 @@ from incidents.permissions import (
     incident_can_view_unrestricted,
     incident_get_for_response,
     incident_get_for_view,
+    incident_people_with_access,
 )
 
 DETAIL_TEMPLATE = "incidents/incident_detail.html"
@@ -88,15 +91,16 @@ def _holds_role(incident: Incident, user) -> bool:
 def incident_list(request: HttpRequest) -> HttpResponse:
     form = IncidentFilterForm(request.GET or None)
     filters = selectors.IncidentFilters()
-    if form.is_valid():
+    if form.is_bound:
+        form.is_valid()  # a bad value drops only its own filter, not all of them
         data = form.cleaned_data
         filters = selectors.IncidentFilters(
-            status=data["status"],
-            severity=data["severity"].pk if data["severity"] else None,
-            service=data["service"].pk if data["service"] else None,
-            team=data["team"].pk if data["team"] else None,
-            mine=data["mine"],
-            query=data["q"],
+            status=data.get("status", ""),
+            severity=data["severity"].pk if data.get("severity") else None,
+            service=data["service"].pk if data.get("service") else None,
+            team=data["team"].pk if data.get("team") else None,
+            mine=data.get("mine", False),
+            query=data.get("q", ""),
         )
     queryset = selectors.incident_list_for_user(user=request.user, filters=filters)
     paginator = Paginator(queryset, settings.INCIDENTS_PAGE_SIZE)
@@ -112,7 +116,9 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     template = "incidents/incident_list.html"
     if request.htmx and request.htmx.target == "incident-results":
         template += "#results"
-    return render(request, template, context)
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])  # same URL, fragment or whole page
+    return response
 
 
 @login_required
@@ -184,7 +190,8 @@ def _detail_context(
         "transitions": [
             (s, _transition_label(incident.status, s)) for s in incident.allowed_transitions()
         ],
-        "severities": list(Severity.objects.all()),
+        # Querysets, not lists: only evaluated (once) when a form that needs them renders.
+        "severities": Severity.objects.all(),
         "can_respond": incident_can_respond(request.user, incident),
         "kind": kind,
         "kinds": TimelineKind.choices,
@@ -201,7 +208,11 @@ def _detail_context(
         "update_form": bound.get("update") or StakeholderUpdateForm(),
         "details_form": bound.get("details") or DetailsForm(initial=details_initial),
         "share_form": bound.get("share") or ShareForm(),
-        "people": list(active_people()),
+        "people": active_people(),
+        "availability": _availability(incident),
+        "shared_with": (
+            incident_people_with_access(incident=incident) if incident.restricted else []
+        ),
         "role_choices": IncidentRole.choices,
     }
 
@@ -212,6 +223,13 @@ _TRANSITION_LABELS = {
     IncidentStatus.RESOLVED: "Resolve",
     IncidentStatus.CLOSED: "Close",
 }
+
+
+def _availability(incident: Incident) -> str:
+    """Which forms the sidebar offers: changes only when an incident resolves or closes."""
+    if incident.status == IncidentStatus.CLOSED:
+        return "closed"
+    return "open" if incident.is_open else "resolved"
 
 
 def _transition_label(current: str, target: str) -> str:
@@ -237,7 +255,9 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     template = DETAIL_TEMPLATE
     if request.htmx and request.htmx.target == "timeline":
         template += "#timeline"  # switching the kind filter swaps only the timeline
-    return render(request, template, context)
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required
@@ -295,13 +315,29 @@ def incident_timeline_poll(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _load_for_view(request, pk)
     context = _detail_context(request, incident)
     kind = context["kind"]
-    context["new_entries"] = selectors.timeline_entries_after(
-        incident=incident, after=after, kind=kind
+    newest = selectors.timeline_newest_id(incident=incident)
+    context["new_entries"] = selectors.timeline_entries_between(
+        incident=incident, after=after, upto=newest, kind=kind
     )
-    newest = incident.timeline.order_by("-pk").values_list("pk", flat=True).first() or 0
+    context["repinned"] = selectors.timeline_repinned_since(
+        incident=incident, revision=rev, upto=after, kind=kind
+    )
     context["timeline"] = selectors.TimelinePage(entries=[], older_cursor=None, newest_id=newest)
     context["oob"] = True
+    context["sidebar_full"] = request.GET.get("avail", "") != context["availability"]
     return render(request, DETAIL_TEMPLATE + "#poll_response", context)
+
+
+@login_required
+@require_POST
+def incident_unshare(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
+    incident = _action(request, pk)
+    person = get_object_or_404(get_user_model(), pk=user_id)
+    try:
+        services.incident_unshare(incident=incident, actor=request.user, user=person)
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)
 
 
 def _respond(
@@ -311,17 +347,25 @@ def _respond(
     form_name: str = "",
     bound: dict[str, Any] | None = None,
     error: str = "",
+    status_error: str = "",
     conflict: services.DetailsConflict | None = None,
     success: str = "",
+    availability_was: str = "",
 ) -> HttpResponse:
     """After an action: refreshed live regions (and the submitted form) for htmx, or back
     to the page for a plain form post. Other forms on the page are left alone, so nothing
     half-typed elsewhere is lost."""
-    failed = bool(error or conflict or bound)
+    failed = bool(error or status_error or conflict or bound)
     if request.htmx:
         incident = selectors.incident_for_detail(pk=incident.pk).get()
         context = _detail_context(request, incident, bound=bound, error=error, conflict=conflict)
-        context.update(oob=True, form_name=form_name)
+        context.update(
+            oob=True,
+            form_name=form_name,
+            status_error=status_error,
+            # Resolving or closing changes which forms the sidebar offers: send it whole.
+            sidebar_full=bool(availability_was) and availability_was != _availability(incident),
+        )
         response = render(
             request, DETAIL_TEMPLATE + "#action_response", context, status=422 if failed else 200
         )
@@ -329,6 +373,7 @@ def _respond(
     if failed:
         incident = selectors.incident_for_detail(pk=incident.pk).get()
         context = _detail_context(request, incident, bound=bound, error=error, conflict=conflict)
+        context["status_error"] = status_error
         context["timeline"] = selectors.timeline_page(incident=incident)
         return render(request, DETAIL_TEMPLATE, context, status=422)
     if success:
@@ -347,13 +392,17 @@ def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
     form = StatusForm(request.POST)
     if not form.is_valid():
         return _respond(request, incident, bound={"status": form})
+    before = _availability(incident)
     try:
         services.incident_transition(
-            incident=incident, actor=request.user, to_status=form.cleaned_data["to_status"]
+            incident=incident,
+            actor=request.user,
+            to_status=form.cleaned_data["to_status"],
+            expected_status=form.cleaned_data["from_status"] or None,
         )
     except services.IncidentRefused as refused:
-        return _respond(request, incident, error=str(refused))
-    return _respond(request, incident)
+        return _respond(request, incident, status_error=str(refused))
+    return _respond(request, incident, availability_was=before)
 
 
 @login_required
@@ -380,9 +429,11 @@ def incident_severity(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             severity=form.cleaned_data["severity"],
             reason=form.cleaned_data["reason"],
+            expected_severity_id=form.cleaned_data["from_severity"],
         )
     except services.IncidentRefused as refused:
-        return _respond(request, incident, form_name="severity", error=str(refused))
+        form.add_error(None, str(refused))
+        return _respond(request, incident, form_name="severity", bound={"severity": form})
     return _respond(request, incident, form_name="severity")
 
 

@@ -9,6 +9,14 @@ class FirebreakUserAdmin(UserAdmin):
     fieldsets = (*UserAdmin.fieldsets, ("Firebreak", {"fields": ("time_zone",)}))
     list_display = ("username", "email", "first_name", "last_name", "time_zone", "is_staff")
 
+    def get_readonly_fields(self, request, obj=None):
+        # Only superusers hand out superuser status or individual permissions; otherwise an
+        # Admin could promote themselves past every restriction.
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += ["is_superuser", "user_permissions"]
+        return readonly
+
 
 class TeamMembershipInline(admin.TabularInline):
     model = TeamMembership

@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 
 export DEBUG="${DEBUG:-1}"
 PORT="${PORT:-8000}"
+export SITE_URL="${SITE_URL:-http://127.0.0.1:${PORT}}"  # links in emails
 PY=.venv/bin/python
 
 $PY manage.py migrate --noinput
-$PY manage.py seed_demo
+if [ "${DEBUG}" = "1" ] || [ "${SEED_DEMO:-0}" = "1" ]; then
+  $PY manage.py seed_demo --force
+fi
 
 pids=()
 stop() {
@@ -18,6 +21,7 @@ stop() {
   echo "Stopping Firebreak..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  exit 0
 }
 trap stop INT TERM EXIT
 

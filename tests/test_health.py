@@ -89,3 +89,16 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_healthz_keeps_connection_details_out_of_its_answer(settings):
+    settings.CELERY_BROKER_URL = "redis://secret-user:hunter2@127.0.0.1:9/0"
+    body = Client().get("/healthz").content.decode()
+    assert "hunter2" not in body and "secret-user" not in body
+    assert "broker unreachable" in body
+
+
+@pytest.mark.django_db
+def test_healthz_answers_head_for_load_balancers():
+    assert Client().head("/healthz").status_code == 200

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, strip_tags
 
 register = template.Library()
 
 
 @register.simple_tag
-def when(value: datetime | None, style: str = "short"):
-    """<time> in the viewer's zone: '14:05 GMT' today, '3 Nov 14:05 GMT' otherwise."""
+def when(value: datetime | str | None, style: str = "short"):
+    """<time> in the viewer's zone: '14:05 GMT' today, '3 Nov 14:05 GMT' otherwise.
+
+    Accepts ISO 8601 text too, as stored in timeline entries' data.
+    """
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if value is None:
         return "—"
     local = timezone.localtime(value)
@@ -39,18 +48,6 @@ def zone_name() -> str:
 
 
 @register.filter
-def local_input(value: datetime | None) -> str:
-    """Value for <input type=datetime-local> in the viewer's zone."""
-    if value is None:
-        return ""
-    return timezone.localtime(value).strftime("%Y-%m-%dT%H:%M")
-
-
-@register.filter
-def duration(seconds_or_delta) -> str:
-    seconds = int(getattr(seconds_or_delta, "total_seconds", lambda: seconds_or_delta)())
-    hours, rest = divmod(abs(seconds), 3600)
-    minutes = rest // 60
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min"
+def plain_text(value: str) -> str:
+    """Sanitised HTML to plain text (for one-line summaries); autoescaped on output."""
+    return html.unescape(strip_tags(value or ""))

@@ -66,7 +66,7 @@ def test_declare_incident_through_the_form(page_as, commander, make_service, scr
     expect(page.get_by_role("heading", level=1)).to_have_text("All clear")
     screenshot(page, "01-home-all-clear")
 
-    page.get_by_role("main").get_by_role("link", name="Declare incident").click()
+    page.get_by_role("banner").get_by_role("link", name="Declare incident").click()
     expect(page).to_have_url(re.compile(r"/incidents/declare/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Declare an incident")
     screenshot(page, "02-declare-form")

@@ -48,6 +48,8 @@ def test_any_sequence_of_clicks_keeps_the_lifecycle_consistent(clicks):
             assert incident.resolved_at is None
         if incident.status == IncidentStatus.MONITORING:
             assert incident.mitigated_at is not None
+        if incident.status in (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED):
+            assert incident.mitigated_at is None  # a mitigation that held would not be here
         if incident.status in OPEN_STATUSES:
             assert incident.next_update_due_at is not None
         if incident.status == IncidentStatus.CLOSED:

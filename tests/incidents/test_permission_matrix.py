@@ -12,6 +12,7 @@ from django.urls import URLPattern, get_resolver, reverse
 
 from incidents import services
 from incidents.models import TimelineEntry
+from tests.factories import make_user as factories_make_user
 from tests.factories import severity
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,7 @@ def build_urls(incident, extra) -> dict[str, str]:
     urls = {}
     for pattern in namespace.url_patterns:
         names = set(pattern.pattern.regex.groupindex)
-        unknown = names - {"pk", "entry_id", "task_id", "assignment_id"}
+        unknown = names - {"pk", "entry_id", "task_id", "assignment_id", "user_id"}
         assert not unknown, f"teach the permission matrix how to fill {unknown} in {pattern.name}"
         kwargs = {name: extra[name] for name in names if name != "pk"}
         if "pk" in names:
@@ -46,7 +47,7 @@ def build_urls(incident, extra) -> dict[str, str]:
 
 @pytest.fixture
 def world(commander, responder):
-    from tests.factories import make_incident
+    from tests.factories import make_incident, make_user
 
     restricted = make_incident(declared_by=commander, title="Secret", restricted=True)
     task = services.task_add(incident=restricted, actor=commander, title="Rotate keys")
@@ -54,7 +55,14 @@ def world(commander, responder):
         incident=restricted, actor=commander, user=commander, role="scribe"
     )
     entry = services.note_add(incident=restricted, author=commander, body="found it")
-    extra = {"entry_id": entry.pk, "task_id": task.pk, "assignment_id": scribe.pk}
+    auditor = make_user("audrey", groups=())
+    services.incident_share(incident=restricted, actor=commander, user=auditor, respond=False)
+    extra = {
+        "entry_id": entry.pk,
+        "task_id": task.pk,
+        "assignment_id": scribe.pk,
+        "user_id": auditor.pk,
+    }
     return restricted, extra
 
 
@@ -130,8 +138,16 @@ def test_viewers_read_but_do_not_act_on_open_incidents(name, incident, viewer, c
     task = services.task_add(incident=incident, actor=commander, title="t")
     scribe = services.role_assign(incident=incident, actor=commander, user=commander, role="scribe")
     entry = services.note_add(incident=incident, author=commander, body="n")
+    reader = factories_make_user("rita", groups=("Viewers",))
+    services.incident_share(incident=incident, actor=commander, user=reader, respond=False)
     urls = build_urls(
-        incident, {"entry_id": entry.pk, "task_id": task.pk, "assignment_id": scribe.pk}
+        incident,
+        {
+            "entry_id": entry.pk,
+            "task_id": task.pk,
+            "assignment_id": scribe.pk,
+            "user_id": reader.pk,
+        },
     )
     client = client_for(viewer)
     if name in GET_URLS:

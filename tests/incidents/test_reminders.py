@@ -39,6 +39,7 @@ def test_the_communications_lead_is_reminded_once_per_missed_update(commander):
     assert f"/incidents/{incident.pk}/" in mail.outbox[0].body
     reminder = incident.timeline.get(kind=TimelineKind.REMINDER)
     assert "reminded Cora by email" in reminder.body
+    assert incident.update_reminders.get().state == "sent"
 
     # Another full cadence (30 min for SEV1) passes with no update: that is a second miss.
     with time_machine.travel(timezone.now() + timedelta(minutes=30)):
@@ -90,3 +91,46 @@ def test_a_real_worker_sends_the_overdue_reminder_by_smtp_exactly_once(
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert f"/incidents/{incident.pk}/" in text
     assert incident.timeline.filter(kind=TimelineKind.REMINDER).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_email_is_plain_text_in_the_recipients_zone(commander):
+    cora = make_user("cora", first_name="Cora", time_zone="America/Chicago")
+    incident = overdue_incident(commander, cora)
+    Incident.objects.filter(pk=incident.pk).update(title="Cart & checkout 'down' <EU>")
+    stakeholder_update_reminders_sweep()
+    message = mail.outbox[0]
+    assert message.subject.endswith("Cart & checkout 'down' <EU>")
+    assert "Cart & checkout 'down' <EU>" in message.body
+    assert "(America/Chicago)" in message.body
+    assert " CST " in message.body or " CDT " in message.body
+
+
+@pytest.mark.django_db
+def test_a_failed_send_is_recorded_not_claimed_as_sent(commander, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    incident = overdue_incident(commander)
+    assert stakeholder_update_reminders_sweep() == 0
+    entry = incident.timeline.get(kind=TimelineKind.REMINDER)
+    assert "could not be sent" in entry.body
+    assert "reminded" not in entry.body
+    assert incident.update_reminders.get().state == "failed"
+
+
+@pytest.mark.django_db
+def test_a_reminder_left_by_a_killed_worker_is_sent_by_the_next_sweep(commander):
+    from incidents.services import (
+        stakeholder_update_reminder_claim,
+        stakeholder_update_reminder_due,
+    )
+
+    incident = overdue_incident(commander)
+    reminder = stakeholder_update_reminder_due(incident_id=incident.pk)
+    assert stakeholder_update_reminder_claim(reminder_id=reminder.pk) is not None
+    # ... and the worker dies here, before sending. A second claim now is refused:
+    assert stakeholder_update_reminder_claim(reminder_id=reminder.pk) is None
+    assert stakeholder_update_reminders_sweep() == 0
+    with time_machine.travel(timezone.now() + timedelta(minutes=6)):
+        assert stakeholder_update_reminders_sweep() == 1
+    assert len(mail.outbox) == 1

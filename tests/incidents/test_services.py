@@ -251,10 +251,12 @@ def test_every_change_bumps_the_revision_in_the_same_transaction(incident, comma
 
 
 def test_a_failing_change_writes_no_timeline_entry(incident, commander, monkeypatch):
+    # The update row and the incident are written first; then the timeline write fails.
+    # Nothing of the change may remain.
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("incidents.services.render_markdown", boom)
+    monkeypatch.setattr(TimelineEntry.objects, "create", boom)
     count = TimelineEntry.objects.count()
     with pytest.raises(RuntimeError):
         services.stakeholder_update_post(incident=incident, author=commander, body="hello")
@@ -289,6 +291,7 @@ def test_details_edit_refuses_a_stale_copy_and_shows_the_current_text(
         )
     assert conflict.value.current_summary == "PSP mTLS broken"
     assert conflict.value.edited_by == "Ivy"
+    assert "Ivy changed the details" in str(conflict.value)
     incident.refresh_from_db()
     assert incident.title == "Checkout down in EU"
 
@@ -302,3 +305,112 @@ def test_restricting_keeps_role_holders_in(incident, commander, responder, viewe
     services.incident_share(incident=incident, actor=commander, user=viewer, respond=False)
     assert incident_can_view(viewer, incident)
     assert not incident_can_respond(viewer, incident)
+
+
+def test_a_stale_details_form_cannot_silently_drop_a_service(
+    incident, commander, responder, make_service
+):
+    search = make_service("Search")
+    version = incident.details_version
+    both = [*incident.services.all(), search]
+    services.incident_update_details(
+        incident=incident,
+        actor=responder,
+        title=incident.title,
+        summary="",
+        services=both,
+        incident_type=None,
+        details_version=version,
+    )
+    with pytest.raises(services.DetailsConflict) as conflict:
+        services.incident_update_details(
+            incident=incident,
+            actor=commander,
+            title=incident.title,
+            summary="",
+            services=both[:1],
+            incident_type=None,
+            details_version=version,
+        )
+    assert "Search" in conflict.value.current_services
+    assert search in incident.services.all()
+
+
+def test_titles_are_one_line(commander):
+    incident = make_incident(declared_by=commander, title="Checkout\r\nBcc: everyone  down")
+    assert incident.title == "Checkout Bcc: everyone down"
+
+
+def test_reopening_clears_mitigation_so_the_next_one_is_stamped(incident, commander):
+    services.incident_transition(incident=incident, actor=commander, to_status="monitoring")
+    services.incident_transition(incident=incident, actor=commander, to_status="resolved")
+    incident = services.incident_transition(
+        incident=incident, actor=commander, to_status="investigating"
+    )
+    assert incident.mitigated_at is None
+    later = timezone.now() + timedelta(minutes=10)
+    with time_machine.travel(later, tick=False):
+        incident = services.incident_transition(
+            incident=incident, actor=commander, to_status="monitoring"
+        )
+    assert incident.mitigated_at == later
+
+
+def test_a_closed_incident_is_final(incident, commander, responder):
+    task = services.task_add(incident=incident, actor=commander, title="t")
+    sme = services.role_assign(
+        incident=incident, actor=commander, user=responder, role="subject_matter_expert"
+    )
+    services.incident_transition(incident=incident, actor=commander, to_status="resolved")
+    services.incident_transition(incident=incident, actor=commander, to_status="closed")
+    for change in (
+        lambda: services.task_add(incident=incident, actor=commander, title="late"),
+        lambda: services.task_set_done(
+            incident=incident, actor=commander, task_id=task.pk, done=True
+        ),
+        lambda: services.role_relieve(incident=incident, actor=commander, assignment_id=sme.pk),
+        lambda: services.role_assign(
+            incident=incident, actor=commander, user=commander, role="scribe"
+        ),
+        lambda: services.incident_transition(
+            incident=incident, actor=commander, to_status="investigating"
+        ),
+    ):
+        with pytest.raises(services.IncidentRefused):
+            change()
+
+
+def test_access_can_be_narrowed_and_removed(restricted_incident, commander, viewer, responder):
+    services.incident_share(
+        incident=restricted_incident, actor=commander, user=viewer, respond=True
+    )
+    assert incident_can_respond(viewer, restricted_incident)
+    services.incident_share(
+        incident=restricted_incident, actor=commander, user=viewer, respond=False
+    )
+    assert incident_can_view(viewer, restricted_incident)
+    assert not incident_can_respond(viewer, restricted_incident)
+    services.incident_unshare(incident=restricted_incident, actor=commander, user=viewer)
+    assert not incident_can_view(viewer, restricted_incident)
+    assert "removed Sid's access" in restricted_incident.timeline.first().body
+    services.role_assign(
+        incident=restricted_incident, actor=commander, user=responder, role="scribe"
+    )
+    with pytest.raises(services.IncidentRefused, match="relieve them first"):
+        services.incident_unshare(incident=restricted_incident, actor=commander, user=responder)
+
+
+def test_incident_command_keeps_working_when_the_cache_is_down(incident, commander, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    # (Changing settings.CACHES makes Django rebuild its cache handlers.)
+    services.note_add(incident=incident, author=commander, body="Redis is down, we carry on")
+    services.incident_transition(incident=incident, actor=commander, to_status="identified")
+    assert incident_can_view(commander, incident)
+    from incidents.selectors import incident_poll_state
+
+    assert incident_poll_state(pk=incident.pk)[1] == incident.timeline.count()

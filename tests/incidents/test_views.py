@@ -37,7 +37,8 @@ def test_declaring_in_one_form_lands_on_the_incident_page(ivy_client, commander,
     assert response["Location"] == reverse("incidents:detail", kwargs={"pk": incident.pk})
     page = ivy_client.get(response["Location"]).content.decode()
     assert "Checkout returns 502" in page
-    assert "Incident commander" in page and "Ivy" in page
+    roles = page.split('id="roles-live"')[1].split("</ul>")[0]
+    assert "Incident commander" in roles and "Ivy" in roles
     assert incident.get_detection_source_display() == "Customer report"
 
 
@@ -111,7 +112,7 @@ def test_the_poll_answers_no_content_while_nothing_changes(ivy_client, incident)
     assert quiet.status_code == 204 and quiet.content == b""
 
     services.note_add(incident=incident, author=incident.declared_by, body="Found the *cause*")
-    busy = ivy_client.get(url, {"rev": incident.revision, "after": newest}, **HTMX)
+    busy = ivy_client.get(url, {"rev": incident.revision, "after": newest, "avail": "open"}, **HTMX)
     body = busy.content.decode()
     assert busy.status_code == 200
     assert "Found the <em>cause</em>" in body
@@ -243,7 +244,9 @@ def test_milestone_correction_errors_show_in_the_form(ivy_client, incident):
     )
     assert response.status_code == 422
     body = response.content.decode()
-    assert "Enter a valid date/time." in body and "This field is required." in body
+    assert (
+        "Enter a valid date/time." in body and "Say why the milestone is being corrected." in body
+    )
     assert not incident.timeline.filter(kind=TimelineKind.MILESTONE).exists()
 
 
@@ -282,7 +285,10 @@ def test_the_admin_incident_list_hides_restricted_incidents_too(restricted_incid
     staff = make_user("stan", is_staff=True, groups=("Admins",))
     client = Client()
     client.force_login(staff)
-    page = client.get("/admin/incidents/incident/").content.decode()
+    make_incident(declared_by=staff, title="Open for all")
+    response = client.get("/admin/incidents/incident/")
+    page = response.content.decode()
+    assert response.status_code == 200 and "Open for all" in page
     assert "Suspicious staff logins" not in page
 
 
@@ -315,3 +321,91 @@ def test_people_added_later_appear_in_the_role_picker(ivy_client, incident):
     make_user("newcomer", first_name="Nadia")
     page = ivy_client.get(reverse("incidents:detail", kwargs={"pk": incident.pk})).content.decode()
     assert ">Nadia</option>" in page
+
+
+def test_when_an_incident_resolves_watchers_get_the_whole_sidebar(ivy_client, incident):
+    incident.refresh_from_db()
+    url = reverse("incidents:timeline_poll", kwargs={"pk": incident.pk})
+    rev = incident.revision
+    services.incident_transition(
+        incident=incident, actor=incident.declared_by, to_status="resolved"
+    )
+    body = ivy_client.get(url, {"rev": rev, "after": 0, "avail": "open"}, **HTMX).content.decode()
+    # Resolved incidents take no severity changes: the form must go for watchers too.
+    assert 'aria-label="Incident controls" hx-swap-oob="true"' in body
+    assert 'id="severity-form"' not in body
+    assert "avail=resolved" in body
+
+
+def test_a_pin_reaches_entries_watchers_already_have(ivy_client, incident):
+    incident.refresh_from_db()
+    entry = services.note_add(incident=incident, author=incident.declared_by, body="Root cause")
+    incident.refresh_from_db()
+    rev = incident.revision
+    services.timeline_entry_set_pinned(
+        incident=incident, actor=incident.declared_by, entry_id=entry.pk, pinned=True
+    )
+    url = reverse("incidents:timeline_poll", kwargs={"pk": incident.pk})
+    body = ivy_client.get(
+        url, {"rev": rev, "after": entry.pk, "avail": "open"}, **HTMX
+    ).content.decode()
+    assert (
+        f'<li id="entry-{entry.pk}" class="entry entry-note entry-pinned" hx-swap-oob="true">'
+        in body
+    )
+
+
+def test_a_stale_severity_change_is_refused_and_keeps_the_reason(ivy_client, incident, responder):
+    services.incident_change_severity(incident=incident, actor=responder, severity=severity("SEV1"))
+    response = ivy_client.post(
+        reverse("incidents:severity", kwargs={"pk": incident.pk}),
+        {
+            "severity": severity("SEV3").pk,
+            "reason": "looks minor",
+            "from_severity": severity("SEV2").pk,
+        },
+        **HTMX,
+    )
+    body = response.content.decode()
+    assert response.status_code == 422
+    assert "Someone else changed the severity to SEV1" in body
+    assert 'value="looks minor"' in body
+    incident.refresh_from_db()
+    assert incident.severity.name == "SEV1"
+
+
+def test_a_stale_status_click_is_refused_next_to_the_buttons(ivy_client, incident, responder):
+    services.incident_transition(incident=incident, actor=responder, to_status="resolved")
+    response = ivy_client.post(
+        reverse("incidents:status", kwargs={"pk": incident.pk}),
+        {"to_status": "investigating", "from_status": "identified"},
+        **HTMX,
+    )
+    assert response.status_code == 422
+    status_live = response.content.decode().split('id="status-live"')[1].split("</div>\n</div>")[0]
+    assert "Someone else changed the status to resolved" in status_live
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+
+
+def test_an_expired_session_sends_the_browser_to_sign_in_not_into_the_timeline(incident):
+    url = reverse("incidents:timeline_poll", kwargs={"pk": incident.pk})
+    response = Client().get(
+        url,
+        {"rev": 0},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL=f"http://testserver/incidents/{incident.pk}/?kind=note",
+    )
+    assert response.status_code == 200
+    assert (
+        response["HX-Redirect"]
+        == f"/accounts/login/?next=%2Fincidents%2F{incident.pk}%2F%3Fkind%3Dnote"
+    )
+
+
+def test_permission_refusals_explain_themselves(viewer):
+    client = Client()
+    client.force_login(viewer)
+    response = client.get(reverse("incidents:declare"))
+    assert response.status_code == 403
+    assert "Only responders can declare incidents." in response.content.decode()

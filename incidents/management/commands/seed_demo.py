@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -69,7 +70,19 @@ SERVICES = [
 class Command(BaseCommand):
     help = "Load idempotent demo data (users, teams, services, incidents)."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Load demo users (with a public password) even though DEBUG is off.",
+        )
+
     def handle(self, *args, **options):
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "Refusing to load demo users with a public password while DEBUG is off. "
+                "Use --force on a throwaway installation."
+            )
         with transaction.atomic():
             people = self._people()
             self._teams(people)
