@@ -226,10 +226,13 @@ _TRANSITION_LABELS = {
 
 
 def _availability(incident: Incident) -> str:
-    """Which forms the sidebar offers: changes only when an incident resolves or closes."""
+    """Which forms the sidebar offers: changes when an incident resolves, closes or is
+    restricted."""
     if incident.status == IncidentStatus.CLOSED:
-        return "closed"
-    return "open" if incident.is_open else "resolved"
+        state = "closed"
+    else:
+        state = "open" if incident.is_open else "resolved"
+    return f"{state}-restricted" if incident.restricted else state
 
 
 def _transition_label(current: str, target: str) -> str:
@@ -632,13 +635,14 @@ def incident_restrict(request: HttpRequest, pk: int) -> HttpResponse:
     form = RestrictForm(request.POST)
     if not form.is_valid():
         return _respond(request, incident, error="Say whether to restrict the incident.")
+    before = _availability(incident)
     try:
         services.incident_set_restricted(
             incident=incident, actor=request.user, restricted=form.cleaned_data["restricted"]
         )
     except services.IncidentRefused as refused:
         return _respond(request, incident, error=str(refused))
-    return _respond(request, incident)
+    return _respond(request, incident, availability_was=before)
 
 
 @login_required
