@@ -80,11 +80,12 @@ DEFAULT_SECTIONS: list[dict[str, str]] = [
 def initial_bodies(incident: Incident, facts: IncidentFacts) -> dict[str, str]:
     """Start the sections from what the incident already records, so nobody retypes it."""
     services = ", ".join(facts.services) or "none recorded"
+    impact_end = _utc(incident.mitigated_at or incident.resolved_at)
     return {
         "summary": incident.summary,
         "impact": (
             f"Impact lasted **{humanize(facts.impact_duration)}**, "
-            f"from {_utc(facts.impact_started_at)} until {_utc(incident.mitigated_at or incident.resolved_at)}.\n\n"
+            f"from {_utc(facts.impact_started_at)} until {impact_end}.\n\n"
             f"Affected services: {services}."
         ),
         "detection": (

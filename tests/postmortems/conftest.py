@@ -21,6 +21,12 @@ def resolve(incident: Incident, actor, *, at: dt.datetime | None = None) -> Inci
     return incident
 
 
+def _service(name: str):
+    from incidents.models import Service
+
+    return Service.objects.filter(name=name).first() or make_service(name)
+
+
 @pytest.fixture
 def make_resolved_incident(db):
     def make(*, declared_by, severity_name="SEV3", restricted=False, title="Checkout is failing"):
@@ -29,7 +35,7 @@ def make_resolved_incident(db):
             severity_name=severity_name,
             restricted=restricted,
             title=title,
-            services_=[make_service("Checkout API"), make_service("Payments")],
+            services_=[_service("Checkout API"), _service("Payments")],
         )
         note = incident_services.note_add(
             incident=incident, author=declared_by, body="Error rate at **12%** on checkout."
