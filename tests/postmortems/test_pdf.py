@@ -200,7 +200,8 @@ def test_hostile_html_pulls_nothing_into_the_pdf(redirect_server, pdftotext, tmp
     hostile = f"""<html><head>
       <link rel="stylesheet" href="file:///etc/passwd">
       <link rel="attachment" href="file:///etc/passwd">
-      <style>@import url("file:///etc/hostname"); body {{ background: url("{redirect_server}/bg") }}</style>
+      <style>@import url("file:///etc/hostname");
+        body {{ background: url("{redirect_server}/bg") }}</style>
     </head><body>
       <p>Visible text</p>
       <img src="file:///etc/passwd"><img src="/etc/passwd"><img src="../../etc/passwd">
