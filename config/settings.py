@@ -166,6 +166,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.tasks.stakeholder_update_reminders_sweep",
         "schedule": float(env_int("UPDATE_REMINDER_SWEEP_SECONDS", 30)),
     },
+    # The paging heartbeat: starts due escalation steps and hands due notifications to
+    # workers. Work is also enqueued the moment it is created; this catches anything a
+    # lost message or a killed worker left behind.
+    "oncall-tick": {
+        "task": "oncall.tasks.oncall_tick",
+        "schedule": float(env_int("ONCALL_TICK_SECONDS", 2)),
+    },
+    "handoff-notices": {
+        "task": "oncall.tasks.handoff_notices_sweep",
+        "schedule": float(env_int("HANDOFF_SWEEP_SECONDS", 60)),
+    },
     # Creates required postmortems that are missing and reminds owners of late ones.
     "postmortem-policy": {
         "task": "postmortems.tasks.postmortem_policy_sweep",
@@ -247,6 +258,19 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
+
+# --- Paging ---------------------------------------------------------------------------
+# SMS through any HTTP gateway: the body template gets {to} and {text} (JSON-escaped).
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "")
+SMS_GATEWAY_AUTH_HEADER = env_str("SMS_GATEWAY_AUTH_HEADER", "")  # "Authorization: Bearer …"
+SMS_GATEWAY_BODY_TEMPLATE = env_str("SMS_GATEWAY_BODY_TEMPLATE", '{"to": "{to}", "text": "{text}"}')
+NOTIFIER_TIMEOUT_SECONDS = env_int("NOTIFIER_TIMEOUT_SECONDS", 5)
+# At most this many notifications per contact method per window; the rest are bundled.
+NOTIFY_THROTTLE_COUNT = env_int("NOTIFY_THROTTLE_COUNT", 5)
+NOTIFY_THROTTLE_WINDOW_SECONDS = env_int("NOTIFY_THROTTLE_WINDOW_SECONDS", 600)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
+ACK_LINK_MAX_AGE_HOURS = env_int("ACK_LINK_MAX_AGE_HOURS", 24)
+HANDOFF_NOTICE_MINUTES = env_int("HANDOFF_NOTICE_MINUTES", 60)
 
 # --- Firebreak ------------------------------------------------------------------------
 TIMELINE_POLL_SECONDS = env_int("TIMELINE_POLL_SECONDS", 3)

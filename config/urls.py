@@ -12,6 +12,7 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("services/", include((service_urlpatterns, "services"))),
     path("postmortems/", include("postmortems.urls")),
+    path("oncall/", include("oncall.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", oncall_views.profile, name="profile"),

@@ -6,4 +6,6 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents"
 
     def ready(self) -> None:
-        from incidents import signals  # noqa: F401
+        from incidents import signals
+
+        signals.connect_paging()

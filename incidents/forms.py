@@ -221,3 +221,26 @@ class IncidentFilterForm(FirebreakForm):
         from oncall.models import Team
 
         self.fields["team"].queryset = Team.objects.all()
+
+
+class PageForm(FirebreakForm):
+    """Page one person, a schedule's on-call, or a whole escalation policy."""
+
+    user = PersonChoiceField(queryset=active_people(), required=False, label="Person")
+    schedule = forms.ModelChoiceField(queryset=None, required=False, label="On call for")
+    policy = forms.ModelChoiceField(queryset=None, required=False, label="Escalation policy")
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "id_page_%s")
+        super().__init__(*args, **kwargs)
+        from oncall.models import EscalationPolicy, Schedule
+
+        self.fields["schedule"].queryset = Schedule.objects.order_by("name")
+        self.fields["policy"].queryset = EscalationPolicy.objects.order_by("name")
+
+    def clean(self):
+        data = super().clean()
+        chosen = [k for k in ("user", "schedule", "policy") if data.get(k)]
+        if len(chosen) != 1:
+            raise forms.ValidationError("Choose exactly one: a person, a schedule or a policy.")
+        return data

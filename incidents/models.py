@@ -57,6 +57,14 @@ class Service(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
     description = models.TextField(blank=True)
     runbook_url = models.URLField(blank=True)
+    escalation_policy = models.ForeignKey(
+        "oncall.EscalationPolicy",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="services",
+        help_text="Who is paged when an incident is declared on this service.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -293,6 +301,7 @@ class TimelineKind(models.TextChoices):
     DETAILS = "details", "Details"
     ACCESS = "access", "Access"
     REMINDER = "reminder", "Reminder"
+    PAGING = "paging", "Paging"
 
 
 class TimelineEntry(models.Model):

@@ -201,3 +201,25 @@ def incident_poll_state_forget(incident_id: int) -> None:
         cache.delete(_poll_state_key(incident_id))
     except Exception as exc:  # expires within POLL_STATE_TTL anyway
         log.warning("Could not drop cached poll state: %s", exc)
+
+
+def incident_escalations(*, incident: Incident) -> list:
+    """Escalations paging people for this incident, with who was paged and how it went."""
+    from oncall.models import Escalation, Notification, Page
+
+    return list(
+        Escalation.objects.filter(subject_key=f"incident:{incident.pk}")
+        .select_related("acknowledged_by")
+        .prefetch_related(
+            Prefetch(
+                "pages",
+                queryset=Page.objects.select_related("user").prefetch_related(
+                    Prefetch(
+                        "notifications",
+                        queryset=Notification.objects.select_related("contact_method"),
+                    )
+                ),
+            )
+        )
+        .order_by("-started_at")[:10]
+    )

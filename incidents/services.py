@@ -144,6 +144,7 @@ def incident_declare(
     summary: str = "",
     impact_started_at: datetime | None = None,
     is_drill: bool = False,
+    page: bool = True,
 ) -> Incident:
     """Open an incident. The declarer commands it unless another commander is named.
 
@@ -183,6 +184,10 @@ def incident_declare(
             incident_grant_access(incident=incident, user=declared_by, respond=True)
         if commander is not None:
             _assign(incident, actor=declared_by, user=commander, role=IncidentRole.COMMANDER)
+        if page:
+            from incidents.paging import incident_paging_start
+
+            incident_paging_start(incident=incident, actor=declared_by)
     return incident
 
 
@@ -258,6 +263,10 @@ def incident_transition(
             data={"from": current, "to": to_status, "milestones": stamped},
             at=now,
         )
+        if to_status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
+            from incidents.paging import incident_paging_stop
+
+            incident_paging_stop(incident=incident)  # resolving stops every page
         incident_id, actor_id = incident.pk, getattr(actor, "pk", None)
         transaction.on_commit(
             lambda: incident_status_changed.send(

@@ -62,3 +62,12 @@ def group_deleted(sender, instance: Group, **kwargs):
     # Deleting a group sends no m2m_changed: forget its members' permissions here.
     user_ids = list(instance.user_set.values_list("pk", flat=True))
     transaction.on_commit(lambda: forget_global_perms(user_ids))
+
+
+def connect_paging() -> None:
+    """oncall reports pages, acknowledgements and deliveries; write them on the timeline."""
+    from incidents import paging
+    from oncall.signals import escalation_event, notification_event
+
+    escalation_event.connect(paging.on_escalation_event, dispatch_uid="incidents-paging")
+    notification_event.connect(paging.on_notification_event, dispatch_uid="incidents-delivery")

@@ -25,6 +25,12 @@ urlpatterns = [
     path("<int:pk>/notes/", views.note_add, name="note"),
     path("<int:pk>/restrict/", views.incident_restrict, name="restrict"),
     path("<int:pk>/share/", views.incident_share, name="share"),
+    path("<int:pk>/page/", views.incident_page, name="page"),
+    path(
+        "<int:pk>/page/<int:escalation_id>/acknowledge/",
+        views.incident_page_acknowledge,
+        name="page_acknowledge",
+    ),
     path("<int:pk>/share/<int:user_id>/remove/", views.incident_unshare, name="unshare"),
 ]
 

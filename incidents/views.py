@@ -25,6 +25,7 @@ from django_htmx.http import trigger_client_event
 
 from incidents import selectors, services
 from incidents.forms import (
+    PageForm,
     DetailsForm,
     DoneForm,
     IncidentDeclareForm,
@@ -209,6 +210,8 @@ def _detail_context(
         "details_form": bound.get("details") or DetailsForm(initial=details_initial),
         "share_form": bound.get("share") or ShareForm(),
         "people": active_people(),
+        "escalations": selectors.incident_escalations(incident=incident),
+        "page_form": bound.get("page") or PageForm(),
         "availability": _availability(incident),
         "shared_with": (
             incident_people_with_access(incident=incident) if incident.restricted else []
@@ -681,3 +684,41 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request, "incidents/service_detail.html", {"service": service, "incidents": recent}
     )
+
+
+@login_required
+@require_POST
+def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
+    from incidents import paging
+
+    incident = _action(request, pk)
+    form = PageForm(request.POST)
+    if not form.is_valid():
+        return _respond(request, incident, form_name="page", bound={"page": form})
+    try:
+        paging.incident_page(
+            incident=incident,
+            actor=request.user,
+            user=form.cleaned_data["user"],
+            schedule=form.cleaned_data["schedule"],
+            policy=form.cleaned_data["policy"],
+        )
+    except services.IncidentRefused as refused:
+        form.add_error(None, str(refused))
+        return _respond(request, incident, form_name="page", bound={"page": form})
+    return _respond(request, incident, form_name="page")
+
+
+@login_required
+@require_POST
+def incident_page_acknowledge(request: HttpRequest, pk: int, escalation_id: int) -> HttpResponse:
+    from incidents import paging
+
+    incident = _action(request, pk)
+    try:
+        paging.incident_page_acknowledge(
+            incident=incident, actor=request.user, escalation_id=escalation_id
+        )
+    except services.IncidentRefused as refused:
+        return _respond(request, incident, error=str(refused))
+    return _respond(request, incident)

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, get_resolver, reverse
 
-from incidents import services
+from incidents import paging, services
 from incidents.models import TimelineEntry
 from tests.factories import make_user as factories_make_user
 from tests.factories import severity
@@ -36,7 +36,7 @@ def build_urls(incident, extra) -> dict[str, str]:
     urls = {}
     for pattern in namespace.url_patterns:
         names = set(pattern.pattern.regex.groupindex)
-        unknown = names - {"pk", "entry_id", "task_id", "assignment_id", "user_id"}
+        unknown = names - {"pk", "entry_id", "task_id", "assignment_id", "user_id", "escalation_id"}
         assert not unknown, f"teach the permission matrix how to fill {unknown} in {pattern.name}"
         kwargs = {name: extra[name] for name in names if name != "pk"}
         if "pk" in names:
@@ -57,7 +57,9 @@ def world(commander, responder):
     entry = services.note_add(incident=restricted, author=commander, body="found it")
     auditor = make_user("audrey", groups=())
     services.incident_share(incident=restricted, actor=commander, user=auditor, respond=False)
+    escalation = paging.incident_page(incident=restricted, actor=commander, user=commander)
     extra = {
+        "escalation_id": escalation.pk,
         "entry_id": entry.pk,
         "task_id": task.pk,
         "assignment_id": scribe.pk,
@@ -140,9 +142,11 @@ def test_viewers_read_but_do_not_act_on_open_incidents(name, incident, viewer, c
     entry = services.note_add(incident=incident, author=commander, body="n")
     reader = factories_make_user("rita", groups=("Viewers",))
     services.incident_share(incident=incident, actor=commander, user=reader, respond=False)
+    escalation = paging.incident_page(incident=incident, actor=commander, user=commander)
     urls = build_urls(
         incident,
         {
+            "escalation_id": escalation.pk,
             "entry_id": entry.pk,
             "task_id": task.pk,
             "assignment_id": scribe.pk,
