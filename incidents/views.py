@@ -25,13 +25,13 @@ from django_htmx.http import trigger_client_event
 
 from incidents import selectors, services
 from incidents.forms import (
-    PageForm,
     DetailsForm,
     DoneForm,
     IncidentDeclareForm,
     IncidentFilterForm,
     MilestoneForm,
     NoteForm,
+    PageForm,
     PinForm,
     RestrictForm,
     RoleForm,
