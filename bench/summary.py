@@ -72,6 +72,32 @@ def main() -> int:
                 "(capacity if alone on the machine)",
             )
         )
+    pdf = _load("postmortem_pdf")
+    if pdf:
+        rows.append(
+            (
+                f"postmortem PDF: {pdf['pages']} pages",
+                f"median {pdf['median_s'] * 1000:.0f} ms, {pdf['per_page_ms']:.0f} ms/page, "
+                f"peak RSS {pdf['peak_rss_mb']:.0f} MB",
+                f"WeasyPrint 1-page doc {pdf['baseline_one_page_ms']:.0f} ms",
+                "<= 2 s, < 400 MB",
+                "MET" if pdf["target_met"] else "MISSED",
+            )
+        )
+    items = _load("action_items")
+    if items:
+        small, big = items["rows"]["small"], items["rows"]["big"]
+        bare_ms = items["rows"]["bare"]["median_ms"]
+        rows.append(
+            (
+                "action-item dashboard",
+                f"{small['queries']} queries (50) -> {big['queries']} ({items['items']['big']:,});"
+                f" median {big['median_ms']:.0f} ms",
+                f"50 items {small['median_ms']:.0f} ms; bare view {bare_ms:.1f} ms",
+                "constant, < 200 ms",
+                "MET" if items["query_target_met"] and items["render_target_met"] else "MISSED",
+            )
+        )
     if not rows:
         print("no results in", RESULTS_DIR)
         return 1
@@ -88,7 +114,12 @@ def main() -> int:
         print(line.format(*r).rstrip())
     stamps = [
         f"{name}.json {d['written_at']}"
-        for name, d in [("incident_page", page), ("timeline_poll", poll)]
+        for name, d in [
+            ("incident_page", page),
+            ("timeline_poll", poll),
+            ("postmortem_pdf", pdf),
+            ("action_items", items),
+        ]
         if d
     ]
     print("from " + "; ".join(stamps))

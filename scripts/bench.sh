@@ -6,6 +6,8 @@
 #   ./scripts/bench.sh page       # incident page only
 #   ./scripts/bench.sh poll       # idle timeline poll only
 #   ./scripts/bench.sh memory     # idle web process and Celery worker memory
+#   ./scripts/bench.sh pdf        # postmortem PDF, 200 timeline entries, 30 action items
+#   ./scripts/bench.sh items      # action-item dashboard, 50 vs 5,000 items
 #
 # Needs PostgreSQL and Redis on 127.0.0.1. Uses its own database and Redis db, created or
 # reused as needed: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/
@@ -21,7 +23,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p var/bench
 
 which=("$@")
-[ ${#which[@]} -eq 0 ] && which=(page poll memory)
+[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items)
 
 # Create the bench database if it is missing, and bring its schema up to date.
 $PY -c "from bench.common import setup_django; setup_django()"
@@ -37,7 +39,9 @@ for name in "${which[@]}"; do
     page) module=bench.incident_page ;;
     poll) module=bench.timeline_poll ;;
     memory) module=bench.memory ;;
-    *) echo "unknown benchmark: $name (page, poll, memory)" >&2; exit 2 ;;
+    pdf) module=bench.postmortem_pdf ;;
+    items) module=bench.action_items ;;
+    *) echo "unknown benchmark: $name (page, poll, memory, pdf, items)" >&2; exit 2 ;;
   esac
   echo
   echo "=== $module ==="
