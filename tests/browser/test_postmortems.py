@@ -55,8 +55,11 @@ def play_the_worker() -> None:
 
 
 def test_create_edit_in_place_publish_and_download_the_pdf(
-    page_as, commander, screenshot, tmp_path
+    page_as, commander, screenshot, tmp_path, monkeypatch
 ):
+    # The render is queued for a worker; this test plays that worker, so the page's
+    # progress state is seen before the download appears (tasks may otherwise run eagerly).
+    monkeypatch.setattr(postmortem_export_render, "delay", lambda export_id: None)
     reviewer = make_user("rita", first_name="Rita", last_name="Reviewer")
     incident = resolved_incident(commander)
     page = page_as(commander)
