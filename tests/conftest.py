@@ -213,3 +213,19 @@ def _fresh_cache(settings):
     else:
         cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _celery_tasks_run_in_process(request):
+    """Tasks run eagerly in the test process, except in tests that start a real worker
+    (marked `worker`), where they must travel through the real broker."""
+    from config.celery import app
+
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
