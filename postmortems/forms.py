@@ -134,6 +134,7 @@ class ActionItemFilterForm(FirebreakForm):
     owner = PersonChoiceField(queryset=active_people(), required=False, empty_label="Anyone")
     status = forms.ChoiceField(
         required=False,
+        initial="open",  # what the unfiltered page shows, so the select says so
         choices=[("open", "Open or in progress"), ("", "Any status"), *ActionItemStatus.choices],
     )
     priority = forms.TypedChoiceField(
