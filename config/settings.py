@@ -272,6 +272,11 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 ACK_LINK_MAX_AGE_HOURS = env_int("ACK_LINK_MAX_AGE_HOURS", 24)
 HANDOFF_NOTICE_MINUTES = env_int("HANDOFF_NOTICE_MINUTES", 60)
 
+# --- Postmortems and action items -------------------------------------------------------
+ACTION_ITEM_DUE_SOON_DAYS = env_int("ACTION_ITEM_DUE_SOON_DAYS", 7)
+ACTION_ITEM_ESCALATE_AFTER_DAYS = env_int("ACTION_ITEM_ESCALATE_AFTER_DAYS", 7)
+ACTION_ITEM_DIGEST_HOUR = env_int("ACTION_ITEM_DIGEST_HOUR", 8)  # recipient's local time
+
 # --- Firebreak ------------------------------------------------------------------------
 TIMELINE_POLL_SECONDS = env_int("TIMELINE_POLL_SECONDS", 3)
 TIMELINE_PAGE_SIZE = env_int("TIMELINE_PAGE_SIZE", 100)
