@@ -18,10 +18,15 @@ def page_message(notification: Notification, *, bundled: list[Notification] = ()
     page = notification.page
     escalation = page.escalation
     token = ack_token(escalation_id=escalation.pk, user_id=page.user_id)
-    items = tuple(f"{n.page.escalation.title}" for n in bundled)
+    items = tuple(n.page.escalation.title for n in bundled)
+    title = (
+        f"{len(bundled)} pages for you, held back during an alert storm"
+        if bundled
+        else escalation.title
+    )
     return PageMessage(
         delivery_id=f"firebreak-notification-{notification.pk}",
-        title=escalation.title,
+        title=title,
         summary=escalation.summary or page.reason,
         link_url=absolute(escalation.link_url or "/"),
         ack_url=absolute(reverse("oncall:ack", kwargs={"token": token})),

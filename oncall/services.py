@@ -377,8 +377,14 @@ def notification_record_sent(*, notification: Notification, receipt: str) -> Non
     )
 
 
-def notification_record_failure(*, notification: Notification, error: str, permanent: bool) -> None:
-    """Temporary failures are retried with backoff; permanent ones are shown to the owner."""
+def notification_record_failure(
+    *, notification: Notification, error: str, permanent: bool, site_problem: bool = False
+) -> None:
+    """Temporary failures are retried with backoff; permanent ones are shown to the owner.
+
+    A `site_problem` (Firebreak's own SMS gateway or mail settings are wrong) is not the
+    person's fault: their contact method stays enabled and the error is logged for admins.
+    """
     now = _now()
     method = notification.contact_method
     retry = not permanent and notification.attempts < settings.NOTIFY_MAX_ATTEMPTS
@@ -391,10 +397,12 @@ def notification_record_failure(*, notification: Notification, error: str, perma
         Notification.objects.filter(pk=notification.pk, state=Notification.State.SENDING).update(
             state=Notification.State.FAILED, error=error[:1000]
         )
-        if permanent:
+        if permanent and not site_problem:
             ContactMethod.objects.filter(pk=method.pk).update(
                 disabled_at=now, disabled_reason=error[:1000]
             )
+        if site_problem:
+            log.error("Paging is misconfigured (%s): %s", method.get_kind_display(), error)
     notification_event.send(
         sender=None,
         kind="retrying" if retry else "failed",

@@ -49,7 +49,10 @@ def _send(notification, message) -> str:
         )
     except DeliveryError as exc:
         services.notification_record_failure(
-            notification=notification, error=str(exc), permanent=exc.permanent
+            notification=notification,
+            error=str(exc),
+            permanent=exc.permanent,
+            site_problem=getattr(exc, "site_problem", False),
         )
         return f"failed: {exc}"
     except Exception as exc:  # a bug in a notifier must not leave the claim hanging
