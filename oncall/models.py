@@ -395,3 +395,55 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_method} for page {self.page_id} ({self.state})"
+
+
+# --- Calendar feeds and handoff notices ----------------------------------------------------
+
+
+class UserCalendarFeed(models.Model):
+    """A person's secret iCal feed of their own shifts. Only the token's sha256 is kept."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="calendar_feed")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Calendar feed of {self.user}"
+
+
+class HandoffNotice(models.Model):
+    """ "You are on call for Platform from 09:00": one row per person, schedule and shift start.
+
+    The row is written (claimed) before the notice is sent, and the unique constraint makes
+    a second sweep, a second beat or a restarted worker find it there and send nothing.
+    """
+
+    class State(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Delivered"
+        FAILED = "failed", "Failed"
+        UNREACHABLE = "unreachable", "No usable contact method"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="handoff_notices")
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="+")
+    shift_start = models.DateTimeField()
+    shift_end = models.DateTimeField(null=True, blank=True)
+    contact_method = models.ForeignKey(
+        ContactMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=12, choices=State.choices, default=State.SENDING)
+    receipt = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-shift_start", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "schedule", "shift_start"], name="handoff_notice_once_per_shift"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Handoff notice to {self.user} for {self.schedule} at {self.shift_start:%Y-%m-%d}"

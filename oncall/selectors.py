@@ -107,3 +107,60 @@ def team_member_ids(*, team_id: int) -> list[int]:
 
 def users_by_id(ids: Iterable[int]) -> dict[int, User]:
     return {u.pk: u for u in User.objects.filter(pk__in=list(ids), is_active=True)}
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+def schedules_for_pages():
+    """Schedules with everything the engine needs and their team, in name order."""
+    return schedules_with_layers().select_related("team")
+
+
+def schedules_on_call(*, schedules: Iterable[Schedule], at: datetime) -> dict[int, User | None]:
+    """Schedule id -> the person on call at `at` (None for nobody)."""
+    schedules = list(schedules)
+    ids = {s.pk: schedule_on_call_at(schedule=s, at=at) for s in schedules}
+    people = users_by_id(i for i in ids.values() if i is not None)
+    return {pk: people.get(uid) if uid is not None else None for pk, uid in ids.items()}
+
+
+def schedule_layer_shifts(*, schedule: Schedule, start: datetime, end: datetime) -> dict:
+    """Layer id -> that layer's own shifts over [start, end), restriction applied."""
+    from oncall import scheduling
+
+    return {
+        rotation.layer_id: scheduling.layer_shifts(
+            rotation=rotation, zone=schedule.time_zone, start=start, end=end
+        )
+        for rotation in schedule_rotations(schedule)
+    }
+
+
+def merged_turns(shifts: Iterable, *, user_id: int) -> list[tuple[datetime, datetime]]:
+    """`user_id`'s time on call as (start, end) spans, consecutive shifts joined."""
+    spans: list[tuple[datetime, datetime]] = []
+    for shift in shifts:
+        if shift.user_id != user_id:
+            continue
+        if spans and spans[-1][1] == shift.start:
+            spans[-1] = (spans[-1][0], shift.end)
+        else:
+            spans.append((shift.start, shift.end))
+    return spans
+
+
+def user_shifts(
+    *, user: User, start: datetime, end: datetime, schedules: Iterable[Schedule] | None = None
+) -> list[tuple[Schedule, datetime, datetime]]:
+    """(schedule, start, end) of every stretch `user` is on call within [start, end), in
+    time order, across every schedule (or the given ones, from schedules_with_layers())."""
+    if schedules is None:
+        schedules = schedules_for_pages()
+    found = []
+    for schedule in schedules:
+        shifts = schedule_final(schedule=schedule, start=start, end=end)
+        for a, b in merged_turns(shifts, user_id=user.pk):
+            found.append((schedule, a, b))
+    found.sort(key=lambda item: (item[1], item[0].name))
+    return found
