@@ -23,7 +23,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p var/bench
 
 which=("$@")
-[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items)
+[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items schedules)
 
 # Create the bench database if it is missing, and bring its schema up to date.
 $PY -c "from bench.common import setup_django; setup_django()"
@@ -41,6 +41,7 @@ for name in "${which[@]}"; do
     memory) module=bench.memory ;;
     pdf) module=bench.postmortem_pdf ;;
     items) module=bench.action_items ;;
+    schedules) module=bench.schedules ;;
     *) echo "unknown benchmark: $name (page, poll, memory, pdf, items)" >&2; exit 2 ;;
   esac
   echo
