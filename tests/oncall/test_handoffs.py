@@ -152,7 +152,9 @@ def test_real_smtp_receives_it(schedule, smtp_inbox, settings):
     assert received["Subject"] == "You are on call for Platform primary from 09:00 Europe/London"
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after a transactional test would otherwise wipe the rows
+# the data migrations wrote, which later tests (the browser ones) rely on.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_sweeps_racing_send_once(schedule, people, settings):
     if connection.vendor == "sqlite":
         pytest.skip("needs a database that takes concurrent writers (PostgreSQL)")
