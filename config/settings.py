@@ -294,6 +294,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.security": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
+        # The paging tick runs every few seconds: log what it does, not that it ran.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
