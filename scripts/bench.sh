@@ -8,6 +8,7 @@
 #   ./scripts/bench.sh memory     # idle web process and Celery worker memory
 #   ./scripts/bench.sh pdf        # postmortem PDF, 200 timeline entries, 30 action items
 #   ./scripts/bench.sh items      # action-item dashboard, 50 vs 5,000 items
+#   ./scripts/bench.sh paging     # incident declared -> webhook received, 200 incidents
 #
 # Needs PostgreSQL and Redis on 127.0.0.1. Uses its own database and Redis db, created or
 # reused as needed: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/
@@ -23,7 +24,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p var/bench
 
 which=("$@")
-[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items schedules)
+[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items schedules paging)
 
 # Create the bench database if it is missing, and bring its schema up to date.
 $PY -c "from bench.common import setup_django; setup_django()"
@@ -41,8 +42,9 @@ for name in "${which[@]}"; do
     memory) module=bench.memory ;;
     pdf) module=bench.postmortem_pdf ;;
     items) module=bench.action_items ;;
+    paging) module=bench.paging ;;
     schedules) module=bench.schedules ;;
-    *) echo "unknown benchmark: $name (page, poll, memory, pdf, items)" >&2; exit 2 ;;
+    *) echo "unknown benchmark: $name (page, poll, memory, pdf, items, paging)" >&2; exit 2 ;;
   esac
   echo
   echo "=== $module ==="
