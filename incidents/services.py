@@ -268,14 +268,17 @@ def incident_transition(
 
             incident_paging_stop(incident=incident)  # resolving stops every page
         incident_id, actor_id = incident.pk, getattr(actor, "pk", None)
+        # robust: a failing receiver in an upper layer never turns a committed status
+        # change into an error page; their own sweeps catch up.
         transaction.on_commit(
-            lambda: incident_status_changed.send(
+            lambda: incident_status_changed.send_robust(
                 sender=Incident,
                 incident_id=incident_id,
                 from_status=current,
                 to_status=to_status,
                 actor_id=actor_id,
-            )
+            ),
+            robust=True,
         )
     return incident
 

@@ -113,7 +113,8 @@ def escalation_start(
     from oncall.tasks import escalation_advance_task
 
     escalation_id = escalation.pk
-    transaction.on_commit(lambda: escalation_advance_task.delay(escalation_id))
+    # robust: with the broker down, declaring still succeeds; the tick starts the paging.
+    transaction.on_commit(lambda: escalation_advance_task.delay(escalation_id), robust=True)
     return escalation
 
 
@@ -233,10 +234,16 @@ def notifications_enqueue(notification_ids: list[int]) -> None:
     """Hand notifications to workers now (the tick hands over anything this misses)."""
     from oncall.tasks import notification_deliver
 
-    now = _now()
-    Notification.objects.filter(pk__in=notification_ids).update(enqueued_at=now)
+    handed_over = []
     for notification_id in notification_ids:
-        notification_deliver.delay(notification_id)
+        try:
+            notification_deliver.delay(notification_id)
+        except Exception as exc:  # broker down: the tick hands it over when it is back
+            log.warning("Could not enqueue notification %s: %s", notification_id, exc)
+            break
+        handed_over.append(notification_id)
+    if handed_over:
+        Notification.objects.filter(pk__in=handed_over).update(enqueued_at=_now())
 
 
 # --- Acknowledging and stopping ----------------------------------------------------------
@@ -286,8 +293,10 @@ def escalations_resolve(*, subject_key: str) -> int:
 
 
 def _cancel_pending(escalation: Escalation) -> None:
+    # The state condition stays on the updated rows (see notification_claim): a claim that
+    # won meanwhile keeps its "sending" and is recorded as sent.
     Notification.objects.filter(
-        page__escalation=escalation,
+        page__in=Page.objects.filter(escalation=escalation),
         state__in=[Notification.State.PENDING, Notification.State.THROTTLED],
     ).update(state=Notification.State.CANCELLED)
 
@@ -321,21 +330,20 @@ def notification_claim(*, notification_id: int, now: datetime | None = None) -> 
     as THROTTLED and later sent in one bundle, never dropped.
     """
     now = now or _now()
+    # Every condition that decides the claim is on the notification row itself: a join
+    # would make Django write "WHERE id IN (subquery)", and PostgreSQL re-checks only the
+    # outer row after waiting for a concurrent claim, so both claims would win.
     claimed = Notification.objects.filter(
         pk=notification_id,
         state=Notification.State.PENDING,
         due_at__lte=now,
-        page__escalation__state=Escalation.State.ACTIVE,
+        page__in=Page.objects.filter(escalation__state=Escalation.State.ACTIVE),
     ).update(state=Notification.State.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     if claimed != 1:
         Notification.objects.filter(
             pk=notification_id,
             state=Notification.State.PENDING,
-            page__escalation__state__in=[
-                Escalation.State.ACKNOWLEDGED,
-                Escalation.State.RESOLVED,
-                Escalation.State.EXHAUSTED,
-            ],
+            page__in=Page.objects.exclude(escalation__state=Escalation.State.ACTIVE),
         ).update(state=Notification.State.CANCELLED)
         return None
     notification = Notification.objects.select_related(

@@ -20,11 +20,9 @@ again, with the same delivery id, once its claim is SENDING_TIMEOUT old. So a re
 each delivery id once, except the one in flight when a worker was killed, which it may see
 twice and drops by id. The tests assert exactly that and nothing looser.
 
-Engine bugs these tests found are pinned by the strict xfail tests at the end. One of them,
-two concurrent claims both winning on PostgreSQL, also strikes the scenarios now and then
-(two ticks running at once after a worker restart, a Redis outage, or with two beats): a
-duplicate with exactly its signature is reported as an expected failure once every other
-check has passed; any other duplicate fails.
+The last two tests pin two bugs these scenarios found and that are now fixed: two concurrent
+claims both winning on PostgreSQL (a claim condition behind a join), and declaring an
+incident while Redis is down raising after the incident was saved.
 """
 
 from __future__ import annotations
@@ -81,7 +79,6 @@ class Rig:
         self.receiver = WebhookReceiver()
         self.procs: list[CeleryProcess] = []
         self.env: dict[str, str] = {}
-        self.claim_race: dict[str, float] = {}
 
     def start(self) -> None:
         self.redis.start()
@@ -216,22 +213,12 @@ def step_due_at(escalation: Escalation, step_index: int) -> float:
     return (previous.created_at + timedelta(minutes=delay)).timestamp()
 
 
-CLAIM_RACE = (
-    "PostgreSQL claim race (see test_two_workers_claiming_one_notification_at_once_send_it_"
-    "once): two workers both claimed and sent"
-)
-
-
 def assert_delivered_once_each(rig: Rig, *, may_repeat: frozenset[str] = frozenset()) -> dict:
     """Every notification is sent, and reached the receiver signed, exactly once by id
     (`may_repeat`: ids in flight when a worker was killed, at most twice). Returns the
     receiver's count per delivery id.
 
-    One kind of duplicate is set aside instead of failing at once, in `rig.claim_race`: on
-    PostgreSQL, a notification claimed twice by two concurrent claims (attempts == 2, both
-    copies arriving within a second) is the engine bug the strict xfail test below pins
-    down; `finish()` reports it as an expected failure after every other check has passed.
-    Any other duplicate fails the test here.
+    Any other duplicate fails the test.
     """
     notifications = {delivery_id(n): n for n in Notification.objects.order_by("pk")}
     states = {did: n.state for did, n in notifications.items()}
@@ -245,15 +232,6 @@ def assert_delivered_once_each(rig: Rig, *, may_repeat: frozenset[str] = frozens
             continue
         if count == 1:
             continue
-        arrivals = [d.received_at for d in rig.receiver.snapshot() if d.delivery_id == did]
-        if (
-            connection.vendor == "postgresql"
-            and count == 2
-            and notifications[did].attempts == 2
-            and max(arrivals) - min(arrivals) < 1.0
-        ):
-            rig.claim_race[did] = round(max(arrivals) - min(arrivals), 4)
-            continue
         raise AssertionError((did, count, notifications[did].attempts, rig.logs()))
     unsigned = [d.delivery_id for d in rig.receiver.snapshot() if not d.signature_ok]
     assert unsigned == [], unsigned
@@ -261,8 +239,7 @@ def assert_delivered_once_each(rig: Rig, *, may_repeat: frozenset[str] = frozens
 
 
 def finish(rig: Rig) -> None:
-    if rig.claim_race:
-        pytest.xfail(f"{CLAIM_RACE} {rig.claim_race} (id: seconds between the two copies)")
+    """Nothing left to check once every scenario's own assertions passed."""
 
 
 # --- a. A worker killed mid-escalation -----------------------------------------------------
@@ -436,10 +413,9 @@ def test_two_beats_at_once_page_each_person_once_and_deliver_each_notification_o
     assert len(counts) == 12
     pages = Page.objects.values_list("escalation_id", "user_id", "step_index", "cycle")
     assert len(pages) == 8 == len(set(pages))
-    # Each notification claimed once (the claim race, if it struck, claims twice).
+    # Each notification claimed exactly once, however many ticks handed it over.
     attempts = dict(Notification.objects.values_list("pk", "attempts"))
-    raced = {int(did.rsplit("-", 1)[1]) for did in rig.claim_race}
-    assert {pk for pk, n in attempts.items() if n != 1} <= raced, attempts
+    assert set(attempts.values()) == {1}, attempts
     late = [
         rig.receiver.first(delivery_id(n)).received_at - step_due_at(e, 1)
         for e, n in zip(escalations, step2, strict=True)
@@ -467,16 +443,6 @@ def _policy_paging(user, name="Fault policy"):
     return service
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "escalation_start enqueues its first step with transaction.on_commit(... .delay()) "
-        "(not robust): with Redis down, incident_declare raises kombu OperationalError AFTER "
-        "the incident and escalation are committed, so the person declaring gets an error for "
-        "an incident that exists (and on-commit hooks registered after it are dropped). The "
-        "tick pages it once Redis is back, so nothing is lost: see fault b."
-    ),
-)
 def test_declaring_an_incident_while_redis_is_down_succeeds_and_the_tick_pages_later(rig):
     declarer = make_user("ivy", email="")
     service = _policy_paging(person(rig, "raj"))
@@ -488,19 +454,6 @@ def test_declaring_an_incident_while_redis_is_down_succeeds_and_the_tick_pages_l
     assert incident.pk
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "PostgreSQL: notification_claim's conditional UPDATE filters on "
-        "page__escalation__state, a join, so Django writes it as UPDATE ... WHERE id IN "
-        "(SELECT U0.id ... WHERE U0.state = 'pending' ...). Under READ COMMITTED the second, "
-        "blocked UPDATE re-checks only the outer row (EvalPlanQual), not the subquery's "
-        "state = 'pending', so it claims a row the first worker already moved to SENDING: "
-        "both send. Fix: keep the claim's conditions on the updated table, e.g. "
-        "filter(pk=..., state=PENDING, due_at__lte=now, page__in=Page.objects.filter("
-        "escalation__state=ACTIVE))."
-    ),
-)
 def test_two_workers_claiming_one_notification_at_once_send_it_once(transactional_db):
     """Two delivery messages for one notification (two ticks handed it over, or a message
     redelivered) are run by two workers at the same moment: only one may claim it."""
