@@ -15,6 +15,16 @@ from postmortems.models import (
 MAX_SECTION_CHARS = 20_000
 
 
+class IsoDateInput(forms.DateInput):
+    """A browser date picker. Its value must be ISO (YYYY-MM-DD): Chromium rejects the
+    en-gb "27/11/2026" the locale would render, and the form then submits the date empty."""
+
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
 class PeopleChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj) -> str:
         return obj.display_name
@@ -37,9 +47,7 @@ class PreviewForm(FirebreakForm):
 class DetailsForm(FirebreakForm):
     title = forms.CharField(max_length=200)
     owner = PersonChoiceField(queryset=active_people(), required=False, empty_label="Nobody")
-    due_date = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Due date"
-    )
+    due_date = forms.DateField(required=False, widget=IsoDateInput, label="Due date")
     tags = forms.CharField(
         required=False,
         max_length=400,
@@ -81,9 +89,7 @@ class ActionItemForm(FirebreakForm):
     team = forms.ModelChoiceField(
         queryset=Team.objects.all(), required=False, empty_label="No team"
     )
-    due_date = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Due date"
-    )
+    due_date = forms.DateField(required=False, widget=IsoDateInput, label="Due date")
     description = forms.CharField(
         required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3})
     )
@@ -104,9 +110,7 @@ class QuickActionItemForm(FirebreakForm):
         label="Type", choices=ActionItemType.choices, initial=ActionItemType.CORRECTIVE
     )
     owner = PersonChoiceField(queryset=active_people(), required=False, empty_label="No owner")
-    due_date = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Due date"
-    )
+    due_date = forms.DateField(required=False, widget=IsoDateInput, label="Due date")
 
 
 class ActionItemStatusForm(FirebreakForm):
