@@ -30,6 +30,21 @@ class PeopleChoiceField(forms.ModelMultipleChoiceField):
         return obj.display_name
 
 
+class ForIncidentForm(FirebreakForm):
+    """A form whose people pickers offer only those who can read `incident` (an owner or a
+    reviewer who cannot open the incident would be sent its title, or nothing useful)."""
+
+    people_fields: tuple[str, ...] = ("owner",)
+
+    def __init__(self, *args, incident=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if incident is not None:
+            from postmortems.permissions import people_who_can_view
+
+            for name in self.people_fields:
+                self.fields[name].queryset = people_who_can_view(incident)
+
+
 class SectionForm(FirebreakForm):
     body = forms.CharField(
         required=False,
@@ -44,7 +59,7 @@ class PreviewForm(FirebreakForm):
     body = forms.CharField(required=False, max_length=MAX_SECTION_CHARS, strip=False)
 
 
-class DetailsForm(FirebreakForm):
+class DetailsForm(ForIncidentForm):
     title = forms.CharField(max_length=200)
     owner = PersonChoiceField(queryset=active_people(), required=False, empty_label="Nobody")
     due_date = forms.DateField(required=False, widget=IsoDateInput, label="Due date")
@@ -68,7 +83,9 @@ class TimelineAddForm(FirebreakForm):
     body = forms.CharField(label="What happened", max_length=2000)
 
 
-class SubmitForm(FirebreakForm):
+class SubmitForm(ForIncidentForm):
+    people_fields = ("reviewers",)
+
     reviewers = PeopleChoiceField(queryset=active_people(), label="Reviewers")
 
 
@@ -79,7 +96,7 @@ class CommentForm(FirebreakForm):
     section = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
 
 
-class ActionItemForm(FirebreakForm):
+class ActionItemForm(ForIncidentForm):
     title = forms.CharField(max_length=200)
     item_type = forms.ChoiceField(label="Type", choices=ActionItemType.choices)
     priority = forms.TypedChoiceField(
@@ -102,7 +119,7 @@ class ActionItemForm(FirebreakForm):
     )
 
 
-class QuickActionItemForm(FirebreakForm):
+class QuickActionItemForm(ForIncidentForm):
     """The incident page's follow-up form: the essentials, the rest on the item page."""
 
     title = forms.CharField(max_length=200)

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.permissions import incidents_visible_to
 from oncall.models import TeamMembership, User
 from postmortems.models import (
     OPEN_ITEM_STATUSES,
@@ -82,6 +83,19 @@ def _url(name: str, **kwargs) -> str:
     return settings.SITE_URL + reverse(name, kwargs=kwargs)
 
 
+def _split_by_access(user, rows: list) -> tuple[list, list]:
+    """(rows on incidents `user` may read, the rest). Access can be lost after an item was
+    assigned (an incident restricted later, a revoked grant): those are never named."""
+    incident_ids = {row.incident_id for row in rows}
+    readable = set(
+        incidents_visible_to(user).filter(pk__in=incident_ids).values_list("pk", flat=True)
+    )
+    return (
+        [row for row in rows if row.incident_id in readable],
+        [row for row in rows if row.incident_id not in readable],
+    )
+
+
 # --- Owners' daily digest ----------------------------------------------------------------------
 
 
@@ -123,7 +137,12 @@ def action_item_digest_send(*, owner_id: int, now: dt.datetime | None = None) ->
     )
     if not items:
         return False
-    claim = _claim(kind=ReminderKind.DIGEST, recipient=owner, for_date=today, count=len(items))
+    # Items on incidents the owner can no longer read are counted, never named, so the
+    # owner knows to ask a responder to reassign them.
+    items, hidden = _split_by_access(owner, items)
+    claim = _claim(
+        kind=ReminderKind.DIGEST, recipient=owner, for_date=today, count=len(items) + len(hidden)
+    )
     if claim is None:
         return False
     overdue = [i for i in items if i.due_date < today]
@@ -142,6 +161,7 @@ def action_item_digest_send(*, owner_id: int, now: dt.datetime | None = None) ->
             "overdue": overdue,
             "due_soon": due_soon,
             "due_soon_days": due_soon_days(),
+            "hidden_count": len(hidden),
             "dashboard_url": _url("postmortems:my_action_items"),
         },
     )
@@ -192,6 +212,9 @@ def action_item_escalations_send(*, now: dt.datetime | None = None) -> int:
                 per_manager.setdefault(manager.pk, (manager, []))[1].append(item)
     sent = 0
     for manager, manager_items in per_manager.values():
+        # A manager is told only about incidents they may read; the rest stay unclaimed,
+        # so they are escalated if access is granted later.
+        manager_items, _ = _split_by_access(manager, manager_items)
         claims, claimed_items = [], []
         seen = set()
         for item in manager_items:
@@ -254,11 +277,14 @@ def late_postmortem_reminders_send(*, now: dt.datetime | None = None) -> int:
         if local.hour < digest_hour():
             continue
         today = local.date()
-        overdue = [p for p in postmortems if p.due_date < today]
-        if not overdue:
+        overdue, hidden = _split_by_access(owner, [p for p in postmortems if p.due_date < today])
+        if not overdue and not hidden:
             continue
         claim = _claim(
-            kind=ReminderKind.POSTMORTEM_LATE, recipient=owner, for_date=today, count=len(overdue)
+            kind=ReminderKind.POSTMORTEM_LATE,
+            recipient=owner,
+            for_date=today,
+            count=len(overdue) + len(hidden),
         )
         if claim is None:
             continue
@@ -270,7 +296,12 @@ def late_postmortem_reminders_send(*, now: dt.datetime | None = None) -> int:
             name="postmortems-late",
             to=[owner.email],
             time_zone=owner.time_zone,
-            context={"recipient": owner, "postmortems": overdue, "today": today},
+            context={
+                "recipient": owner,
+                "postmortems": overdue,
+                "hidden_count": len(hidden),
+                "today": today,
+            },
         ):
             sent += 1
     return sent

@@ -168,18 +168,19 @@ def _context(
         "section_form": bound.get("section"),
         "details_form": bound.get("details")
         or DetailsForm(
+            incident=incident,
             initial={
                 "title": postmortem.title,
                 "owner": postmortem.owner_id,
                 "due_date": postmortem.due_date,
                 "tags": ", ".join(postmortem.tags),
-            }
+            },
         ),
         "timeline_form": bound.get("timeline") or TimelineAddForm(),
         "submit_form": bound.get("submit")
-        or SubmitForm(initial={"reviewers": [r.user_id for r in reviewers]}),
+        or SubmitForm(incident=incident, initial={"reviewers": [r.user_id for r in reviewers]}),
         "comment_form": bound.get("comment") or CommentForm(),
-        "item_form": bound.get("item") or ActionItemForm(),
+        "item_form": bound.get("item") or ActionItemForm(incident=incident),
         "statuses": PostmortemStatus,
     }
 
@@ -348,7 +349,7 @@ def section_revisions(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 @require_POST
 def postmortem_details(request: HttpRequest, pk: int) -> HttpResponse:
     postmortem = postmortem_get_for_edit(request.user, pk)
-    form = DetailsForm(request.POST)
+    form = DetailsForm(request.POST, incident=postmortem.incident)
     if not form.is_valid():
         return _page_response(request, postmortem, bound={"details": form}, status=422)
     d = form.cleaned_data
@@ -455,7 +456,7 @@ def timeline_remove(request: HttpRequest, pk: int, item_id: int) -> HttpResponse
 @require_POST
 def postmortem_submit(request: HttpRequest, pk: int) -> HttpResponse:
     postmortem = postmortem_get_for_edit(request.user, pk)
-    form = SubmitForm(request.POST)
+    form = SubmitForm(request.POST, incident=postmortem.incident)
     if not form.is_valid():
         return _page_response(request, postmortem, bound={"submit": form}, status=422)
     try:
@@ -743,6 +744,7 @@ def _item_context(request, item: ActionItem, *, bound=None, error: str = "") -> 
         "status_form": bound.get("status") or ActionItemStatusForm(initial={"status": item.status}),
         "edit_form": bound.get("edit")
         or ActionItemForm(
+            incident=item.incident,
             initial={
                 "title": item.title,
                 "item_type": item.item_type,
@@ -752,7 +754,7 @@ def _item_context(request, item: ActionItem, *, bound=None, error: str = "") -> 
                 "due_date": item.due_date,
                 "description": item.description,
                 "tracker_url": item.tracker_url,
-            }
+            },
         ),
         "statuses": ActionItemStatus,
     }
@@ -765,7 +767,7 @@ def action_item_detail(request: HttpRequest, item_id: int) -> HttpResponse:
     item = action_item_get_for_view(request.user, item_id)
     if request.method == "POST":
         item = action_item_get_for_edit(request.user, item_id)
-        form = ActionItemForm(request.POST)
+        form = ActionItemForm(request.POST, incident=item.incident)
         if form.is_valid():
             d = form.cleaned_data
             services.action_item_update(
@@ -875,7 +877,7 @@ def _owner_team(owner):
 @require_POST
 def postmortem_action_item_create(request: HttpRequest, pk: int) -> HttpResponse:
     postmortem = postmortem_get_for_edit(request.user, pk)
-    form = ActionItemForm(request.POST)
+    form = ActionItemForm(request.POST, incident=postmortem.incident)
     if form.is_valid():
         try:
             _create_item(request, postmortem.incident, form, postmortem=postmortem)
@@ -898,7 +900,7 @@ def incident_action_item_create(request: HttpRequest, incident_pk: int) -> HttpR
     incident = incident_get_for_view(request.user, incident_pk)
     if not incident_can_respond(request.user, incident):
         raise PermissionDenied("Only responders can add follow-ups.")
-    form = QuickActionItemForm(request.POST)
+    form = QuickActionItemForm(request.POST, incident=incident)
     if form.is_valid():
         try:
             _create_item(request, incident, form)
@@ -930,7 +932,7 @@ def incident_panel(request: HttpRequest, incident_pk: int) -> HttpResponse:
     return render(
         request,
         "postmortems/followup_form.html",
-        {"incident": incident, "form": QuickActionItemForm()},
+        {"incident": incident, "form": QuickActionItemForm(incident=incident)},
     )
 
 

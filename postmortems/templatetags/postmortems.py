@@ -39,7 +39,7 @@ def panel_context(*, request, incident, user, form=None) -> dict:
         "items": items[:8],
         "items_more": max(0, len(items) - 8),
         "open_count": sum(1 for i in items if i.status in OPEN_ITEM_STATUSES),
-        "followup_form": form or QuickActionItemForm(),
+        "followup_form": form or QuickActionItemForm(incident=incident),
         "today": today,
     }
 
