@@ -162,3 +162,44 @@ def test_the_dashboard_filters_without_reload(page_as, commander, screenshot):
     page.locator("#ai-results").get_by_role("button", name="Start").first.click()
     expect(page.locator("#ai-results")).to_contain_text("In progress")
     assert page.js_errors == [] and page.server_errors == []
+
+
+def test_a_filter_turned_off_is_off_in_the_address_and_the_csv(page_as, commander):
+    import datetime as dt
+    import urllib.parse
+
+    from django.utils import timezone
+
+    from postmortems import services
+
+    incident = resolved_incident(commander)
+    today = timezone.localdate()
+    for title, due in [("Alert on pool saturation", -3), ("Runbook for failover", 40)]:
+        services.action_item_create(
+            incident=incident, actor=commander, title=title, item_type="preventive",
+            owner=commander, due_date=today + dt.timedelta(days=due),
+        )  # fmt: skip
+    page = page_as(commander)
+    page.goto("/postmortems/action-items/")
+    results = page.locator("#ai-results")
+    overdue = page.get_by_label("Overdue")
+
+    overdue.check()
+    expect(results).not_to_contain_text("Runbook for failover")
+    page.wait_for_url("**overdue=on**")
+    overdue.uncheck()
+    expect(results).to_contain_text("Runbook for failover")
+    expect(results).to_contain_text("Alert on pool saturation")
+    page.wait_for_function("() => !location.search.includes('overdue')")
+    page.reload()  # what the address bar now says is what is shown
+    expect(page.get_by_label("Overdue")).not_to_be_checked()
+    expect(results).to_contain_text("Runbook for failover")
+
+    export = results.get_by_role("link", name="Export CSV")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(export.get_attribute("href")).query)
+    assert "overdue" not in query
+    with page.expect_download() as info:
+        export.click()
+    csv_text = Path(info.value.path()).read_text()
+    assert "Runbook for failover" in csv_text and "Alert on pool saturation" in csv_text
+    assert page.js_errors == [] and page.server_errors == []
