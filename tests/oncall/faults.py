@@ -332,6 +332,8 @@ class CeleryProcess(Proc):
 @contextmanager
 def use_broker(url: str):
     """Send this process's Celery messages (`.delay()` in on-commit callbacks) to `url`."""
+    from kombu import pools as kombu_pools
+
     from config.celery import app
 
     conf = app.conf
@@ -350,6 +352,11 @@ def use_broker(url: str):
                 pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
+        # kombu caches producer pools per broker URL in a global registry; the one for the
+        # usual broker was just closed, so clear it or the next test's .delay() fails with
+        # "Acquire on closed pool".
+        with suppress(Exception):
+            kombu_pools.reset()
 
     conf.broker_url = url
     conf.broker_write_url = None
