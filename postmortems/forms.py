@@ -11,6 +11,7 @@ from postmortems.models import (
     ActionItemType,
     PostmortemStatus,
 )
+from postmortems.selectors import ACTIVE
 
 MAX_SECTION_CHARS = 20_000
 
@@ -155,8 +156,8 @@ class ActionItemFilterForm(FirebreakForm):
     owner = PersonChoiceField(queryset=active_people(), required=False, empty_label="Anyone")
     status = forms.ChoiceField(
         required=False,
-        initial="open",  # what the unfiltered page shows, so the select says so
-        choices=[("open", "Open or in progress"), ("", "Any status"), *ActionItemStatus.choices],
+        initial=ACTIVE,  # what the unfiltered page shows, so the select says so
+        choices=[(ACTIVE, "Open or in progress"), ("", "Any status"), *ActionItemStatus.choices],
     )
     priority = forms.TypedChoiceField(
         required=False,

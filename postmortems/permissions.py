@@ -16,7 +16,9 @@ from django.http import Http404
 
 from incidents.models import Incident, IncidentGroupObjectPermission, IncidentUserObjectPermission
 from incidents.permissions import (
+    RESPOND,
     VIEW,
+    incident_can_declare,
     incident_can_respond,
     incident_can_view,
     incidents_visible_to,
@@ -105,6 +107,38 @@ def action_item_can_edit(user, item: ActionItem) -> bool:
     if not action_item_can_view(user, item):
         return False
     return item.owner_id == user.pk or incident_can_respond(user, item.incident)
+
+
+def action_items_editable_by(user, items) -> set[int]:
+    """The pks of `items` (already visible to `user`) that `user` may change: the same
+    answer as `action_item_can_edit` for every row of a list, in at most one query."""
+    items = list(items)
+    if not (user.is_authenticated and user.is_active):
+        return set()
+    if user.is_superuser:
+        return {item.pk for item in items}
+    responds_everywhere = incident_can_declare(user)  # the global right to respond
+    pending = {
+        item.incident_id
+        for item in items
+        if item.owner_id != user.pk and (item.incident.restricted or not responds_everywhere)
+    }
+    granted: set[int] = set()
+    if pending:
+        direct = IncidentUserObjectPermission.objects.filter(
+            user=user, permission__codename=RESPOND, content_object_id__in=pending
+        ).values_list("content_object_id", flat=True)
+        via_group = IncidentGroupObjectPermission.objects.filter(
+            group__in=user.groups.all(), permission__codename=RESPOND, content_object_id__in=pending
+        ).values_list("content_object_id", flat=True)
+        granted = set(direct.union(via_group))
+    return {
+        item.pk
+        for item in items
+        if item.owner_id == user.pk
+        or item.incident_id in granted
+        or (responds_everywhere and not item.incident.restricted)
+    }
 
 
 def action_item_get_for_view(user, pk: int) -> ActionItem:

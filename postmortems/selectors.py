@@ -25,6 +25,9 @@ from postmortems.models import (
 )
 from postmortems.permissions import action_items_visible_to, postmortems_visible_to
 
+# The status filter's "open or in progress" (distinct from the status "open" itself).
+ACTIVE = "active"
+
 
 def due_soon_days() -> int:
     return int(getattr(settings, "ACTION_ITEM_DUE_SOON_DAYS", 7))
@@ -133,7 +136,7 @@ def incident_timeline_choices(*, postmortem: Postmortem) -> list[TimelineEntry]:
 class ActionItemFilters:
     team: int | None = None
     owner: int | None = None
-    status: str = "open"  # "open" = open or in progress; "" = all
+    status: str = ACTIVE  # open or in progress; "" = all; else one status
     priority: int | None = None
     service: int | None = None
     item_type: str = ""
@@ -151,7 +154,7 @@ def _filtered_items(
     if filters.owner:
         queryset = queryset.filter(owner_id=filters.owner)
     if "status" not in skip:
-        if filters.status == "open":
+        if filters.status == ACTIVE:
             queryset = queryset.filter(status__in=OPEN_ITEM_STATUSES)
         elif filters.status:
             queryset = queryset.filter(status=filters.status)

@@ -49,6 +49,7 @@ from postmortems.permissions import (
     action_item_can_edit,
     action_item_get_for_edit,
     action_item_get_for_view,
+    action_items_editable_by,
     postmortem_can_create,
     postmortem_can_edit,
     postmortem_get_for_edit,
@@ -614,7 +615,7 @@ def _filters_from(form: ActionItemFilterForm, *, owner=None) -> selectors.Action
     return selectors.ActionItemFilters(
         team=d["team"].pk if d["team"] else None,
         owner=owner or (d["owner"].pk if d["owner"] else None),
-        status=d["status"] if "status" in form.data else "open",
+        status=d["status"] if "status" in form.data else selectors.ACTIVE,
         priority=d["priority"],
         service=d["service"].pk if d["service"] else None,
         item_type=d["item_type"],
@@ -633,6 +634,9 @@ def _dashboard(request: HttpRequest, *, mine: bool) -> HttpResponse:
         ITEMS_PAGE_SIZE,
     )
     page = paginator.get_page(request.GET.get("page"))
+    editable = action_items_editable_by(request.user, page.object_list)
+    for item in page.object_list:
+        item.can_edit = item.pk in editable
     summaries = selectors.action_item_team_summary(user=request.user, filters=filters, today=today)
     query = request.GET.copy()
     query.pop("page", None)
