@@ -3,7 +3,8 @@
 Visibility always follows the incident's (restricted incidents stay restricted: lists,
 counts, CSV and PDF included). Outsiders get a 404, so nothing leaks about existence.
 Changing needs the right to respond to the incident, or a personal stake: the postmortem's
-owner, an author or a named reviewer; the action item's owner.
+owner or an author; the action item's owner. A named reviewer who may not otherwise change
+it may read, comment and approve: reviewing is not editing, nor publishing.
 """
 
 from __future__ import annotations
@@ -66,9 +67,18 @@ def postmortem_can_view(user, postmortem: Postmortem) -> bool:
 def _has_stake(user, postmortem: Postmortem) -> bool:
     if postmortem.owner_id == user.pk:
         return True
-    if postmortem.authors.filter(pk=user.pk).exists():
-        return True
-    return postmortem.reviewers.filter(user=user).exists()
+    return postmortem.authors.filter(pk=user.pk).exists()
+
+
+def postmortem_is_reviewer(user, postmortem: Postmortem) -> bool:
+    return postmortem.reviewers.filter(user_id=user.pk).exists()
+
+
+def postmortem_can_review(user, postmortem: Postmortem) -> bool:
+    """May comment and approve: whoever may change it, and its named reviewers."""
+    if not postmortem_can_view(user, postmortem):
+        return False
+    return postmortem_can_edit(user, postmortem) or postmortem_is_reviewer(user, postmortem)
 
 
 def postmortem_can_edit(user, postmortem: Postmortem) -> bool:
@@ -96,6 +106,13 @@ def postmortem_get_for_edit(user, pk: int) -> Postmortem:
     postmortem = postmortem_get_for_view(user, pk)
     if not postmortem_can_edit(user, postmortem):
         raise PermissionDenied("You can read this postmortem but not change it.")
+    return postmortem
+
+
+def postmortem_get_for_review(user, pk: int) -> Postmortem:
+    postmortem = postmortem_get_for_view(user, pk)
+    if not postmortem_can_review(user, postmortem):
+        raise PermissionDenied("Only its authors, responders and named reviewers can do this.")
     return postmortem
 
 

@@ -432,6 +432,10 @@ def postmortem_comment_add(
         raise PostmortemRefused("Write a comment first.")
     with transaction.atomic():
         postmortem = _lock(postmortem)
+        if postmortem.status == PostmortemStatus.PUBLISHED:
+            raise PostmortemRefused(
+                "A published postmortem takes no comments. Start a new revision to change it."
+            )
         section = None
         if section_key:
             section = postmortem.sections.filter(key=section_key).first()
@@ -482,6 +486,16 @@ def postmortem_publish(*, postmortem: Postmortem, actor) -> Postmortem:
             raise PostmortemRefused("It is already published.")
         if postmortem.status != PostmortemStatus.IN_REVIEW:
             raise PostmortemRefused("Send the postmortem for review before publishing it.")
+        waiting = [
+            _name(r.user)
+            for r in postmortem.reviewers.filter(approved_at__isnull=True).select_related("user")
+        ]
+        if waiting:
+            raise PostmortemRefused(
+                "Every reviewer must approve before it is published. Waiting for "
+                + ", ".join(waiting)
+                + "."
+            )
         now = _now()
         postmortem.status = PostmortemStatus.PUBLISHED
         postmortem.published_at = now

@@ -53,6 +53,7 @@ from postmortems.permissions import (
     postmortem_can_create,
     postmortem_can_edit,
     postmortem_get_for_edit,
+    postmortem_get_for_review,
     postmortem_get_for_view,
 )
 
@@ -157,6 +158,8 @@ def _context(
         "events": list(postmortem.events.select_related("actor")[:20]),
         "authors": list(postmortem.authors.all()),
         "can_edit": can_edit,
+        "can_review": can_edit or any(r.user_id == request.user.pk for r in reviewers),
+        "approvals_pending": [r for r in reviewers if r.approved_at is None],
         "editable": can_edit and not postmortem.is_published,
         "can_add_items": can_edit or incident_can_respond(request.user, incident),
         "is_late": postmortem.is_late(today),
@@ -474,7 +477,7 @@ def postmortem_submit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def postmortem_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    postmortem = postmortem_get_for_edit(request.user, pk)
+    postmortem = postmortem_get_for_review(request.user, pk)
     try:
         services.postmortem_approve(postmortem=postmortem, actor=request.user)
     except services.PostmortemRefused as refused:
@@ -507,7 +510,7 @@ def postmortem_revise(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def comment_add(request: HttpRequest, pk: int) -> HttpResponse:
-    postmortem = postmortem_get_for_edit(request.user, pk)
+    postmortem = postmortem_get_for_review(request.user, pk)
     form = CommentForm(request.POST)
     key = request.POST.get("section", "")
     if not form.is_valid():

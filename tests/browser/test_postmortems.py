@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from incidents import services as incident_services
+from postmortems import services
 from postmortems.models import ExportState, Postmortem, PostmortemExport
 from postmortems.tasks import postmortem_export_render
 from tests.factories import make_incident, make_service, make_user
@@ -96,10 +97,16 @@ def test_create_edit_in_place_publish_and_download_the_pdf(
     expect(page.locator("#section-contributing_factors .pm-body strong")).to_have_text("allowed")
     assert page.evaluate(MARKER) == "same", "the page reloaded"
 
-    # Review and publish.
-    page.locator("#id_reviewers").select_option(str(reviewer.pk))
+    # Review and publish: the commander reviews it too, and it waits for every approval.
+    page.locator("#id_reviewers").select_option([str(reviewer.pk), str(commander.pk)])
     page.get_by_role("button", name="Send for review").click()
     expect(page.locator(".pm-steps .is-current")).to_have_text("In review")
+    expect(page.get_by_role("button", name="Publish")).to_be_disabled()
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("#publish-rule")).to_contain_text("Waiting for Rita")
+    services.postmortem_approve(postmortem=Postmortem.objects.get(), actor=reviewer)
+    page.reload()
+    page.evaluate(f"{MARKER} = 'same'")
     page.get_by_role("button", name="Publish").click()
     expect(page.locator(".pm-readonly")).to_be_visible()
     assert page.evaluate(MARKER) == "same"

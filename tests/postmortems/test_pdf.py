@@ -50,6 +50,7 @@ def pdftotext():
 
 def publish(postmortem, actor):
     services.postmortem_submit_for_review(postmortem=postmortem, actor=actor, reviewers=[actor])
+    services.postmortem_approve(postmortem=postmortem, actor=actor)
     services.postmortem_publish(postmortem=postmortem, actor=actor)
     postmortem.refresh_from_db()
     return postmortem

@@ -58,6 +58,7 @@ def world(commander, make_resolved_incident):
     item = services.action_item_create(
         incident=incident, actor=commander, title="Secret fix", item_type="corrective"
     )
+    services.postmortem_approve(postmortem=postmortem, actor=commander)
     services.postmortem_publish(postmortem=postmortem, actor=commander)
     postmortem.refresh_from_db()
     export = services.postmortem_export_request(postmortem=postmortem, actor=commander)

@@ -129,6 +129,7 @@ def test_owners_of_late_postmortems_are_reminded_once_a_day(commander, make_reso
     services.postmortem_submit_for_review(
         postmortem=postmortem, actor=commander, reviewers=[commander]
     )
+    services.postmortem_approve(postmortem=postmortem, actor=commander)
     services.postmortem_publish(postmortem=postmortem, actor=commander)
     with time_machine.travel(MONDAY_MORNING + dt.timedelta(days=1), tick=False):
         assert postmortem_policy_sweep()["reminded"] == 0

@@ -131,6 +131,8 @@ def test_review_and_publish_through_the_pages(postmortem, commander):
         **HX,
     )
     assert comment.status_code == 200 and b"What alerted first?" in comment.content
+    approved = client_for(reviewer).post(reverse("postmortems:approve", args=[postmortem.pk]))
+    assert approved.status_code == 302
     published = client.post(reverse("postmortems:publish", args=[postmortem.pk]))
     assert published.status_code == 302
     postmortem.refresh_from_db()
