@@ -210,3 +210,17 @@ def test_a_filter_turned_off_is_off_in_the_address_and_the_csv(page_as, commande
     csv_text = Path(info.value.path()).read_text()
     assert "Runbook for failover" in csv_text and "Alert on pool saturation" in csv_text
     assert page.js_errors == [] and page.server_errors == []
+
+
+def test_the_timeline_chooser_lines_up_pinned_rows_and_shows_plain_text(page_as, commander):
+    incident = resolved_incident(commander)
+    incident_services.note_add(incident=incident, author=commander, body="Unpinned chatter")
+    postmortem = services.postmortem_create(incident=incident, actor=commander)
+    page = page_as(commander)
+    page.goto(f"/postmortems/{postmortem.pk}/timeline/")
+    pinned = page.locator(".pm-choose li.is-pinned .pm-choose-body").first
+    plain = page.locator(".pm-choose li:not(.is-pinned) .pm-choose-body", has_text="chatter")
+    expect(pinned).to_have_text("Error rate on checkout-api jumped to 12%.")  # no ** or `
+    expect(plain).to_have_text("Unpinned chatter")
+    assert pinned.bounding_box()["x"] == plain.bounding_box()["x"]  # same column
+    assert page.js_errors == [] and page.server_errors == []
