@@ -60,6 +60,9 @@ from postmortems.permissions import (
 DETAIL = "postmortems/postmortem_detail.html"
 DASHBOARD = "postmortems/action_item_list.html"
 ITEMS_PAGE_SIZE = 50
+# The postmortem page shows both forms: prefixes keep their fields' ids apart.
+DETAILS_PREFIX = "details"
+ITEM_PREFIX = "item"
 
 
 # --- Postmortem list -------------------------------------------------------------------------
@@ -172,6 +175,7 @@ def _context(
         "section_form": bound.get("section"),
         "details_form": bound.get("details")
         or DetailsForm(
+            prefix=DETAILS_PREFIX,
             incident=incident,
             initial={
                 "title": postmortem.title,
@@ -184,7 +188,7 @@ def _context(
         "submit_form": bound.get("submit")
         or SubmitForm(incident=incident, initial={"reviewers": [r.user_id for r in reviewers]}),
         "comment_form": bound.get("comment") or CommentForm(),
-        "item_form": bound.get("item") or ActionItemForm(incident=incident),
+        "item_form": bound.get("item") or ActionItemForm(prefix=ITEM_PREFIX, incident=incident),
         "statuses": PostmortemStatus,
     }
 
@@ -353,7 +357,7 @@ def section_revisions(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 @require_POST
 def postmortem_details(request: HttpRequest, pk: int) -> HttpResponse:
     postmortem = postmortem_get_for_edit(request.user, pk)
-    form = DetailsForm(request.POST, incident=postmortem.incident)
+    form = DetailsForm(request.POST, prefix=DETAILS_PREFIX, incident=postmortem.incident)
     if not form.is_valid():
         return _page_response(request, postmortem, bound={"details": form}, status=422)
     d = form.cleaned_data
@@ -884,7 +888,7 @@ def _owner_team(owner):
 @require_POST
 def postmortem_action_item_create(request: HttpRequest, pk: int) -> HttpResponse:
     postmortem = postmortem_get_for_edit(request.user, pk)
-    form = ActionItemForm(request.POST, incident=postmortem.incident)
+    form = ActionItemForm(request.POST, prefix=ITEM_PREFIX, incident=postmortem.incident)
     if form.is_valid():
         try:
             _create_item(request, postmortem.incident, form, postmortem=postmortem)

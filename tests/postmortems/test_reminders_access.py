@@ -135,7 +135,12 @@ def test_owner_and_reviewer_pickers_offer_only_people_who_can_see_the_incident(
     assert client.post(url, {"reviewers": [responder.pk]}).status_code == 422
     response = client.post(
         reverse("postmortems:action_item_create", args=[postmortem.pk]),
-        {"title": "Rotate keys", "item_type": "corrective", "priority": 2, "owner": responder.pk},
+        {
+            "item-title": "Rotate keys",
+            "item-item_type": "corrective",
+            "item-priority": 2,
+            "item-owner": responder.pk,
+        },
     )  # fmt: skip
     assert response.status_code == 422
     assert not postmortem.incident.action_items.exists()

@@ -58,3 +58,11 @@ def test_editing_an_action_item_unchanged_keeps_its_due_date(postmortem, command
     assert response.status_code == 302
     item.refresh_from_db()
     assert item.due_date == DUE
+
+
+def test_the_postmortem_page_has_no_duplicate_element_ids(postmortem, commander):
+    html = client_for(commander).get(reverse("postmortems:detail", args=[postmortem.pk]))
+    ids = re.findall(r'\bid="([^"]+)"', html.content.decode())
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert duplicates == []
+    assert "id_details-due_date" in ids and "id_item-due_date" in ids

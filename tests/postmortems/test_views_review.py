@@ -73,7 +73,8 @@ def test_a_reviewer_who_is_a_viewer_may_comment_and_approve_but_not_edit_or_publ
     services.postmortem_approve(postmortem=in_review, actor=rita)
     assert client.post(reverse("postmortems:publish", args=[in_review.pk])).status_code == 403
     details = client.post(
-        reverse("postmortems:details", args=[in_review.pk]), {"title": "Renamed by a viewer"}
+        reverse("postmortems:details", args=[in_review.pk]),
+        {"details-title": "Renamed by a viewer"},
     )
     assert details.status_code == 403
     save = client.post(
