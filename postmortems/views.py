@@ -704,9 +704,19 @@ def action_items_csv(request: HttpRequest) -> StreamingHttpResponse:
     today = timezone.localdate()
     items = selectors.action_item_dashboard(user=request.user, filters=filters, today=today)
     base = request.build_absolute_uri("/").rstrip("/")
+    # Rows stream after the middleware has reset the time zone: keep the viewer's.
+    zone = timezone.get_current_timezone()
+    header = [
+        f"{name} ({zone.key})" if name in ("created_at", "completed_at") else name
+        for name in CSV_HEADER
+    ]
 
     def rows():
-        yield CSV_HEADER
+        with timezone.override(zone):
+            yield from zoned_rows()
+
+    def zoned_rows():
+        yield header
         for item in items.iterator(chunk_size=500):
             yield [
                 _csv_cell(v)

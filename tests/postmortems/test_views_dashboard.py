@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
 import pytest
 from django.db import connection
@@ -11,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from postmortems import services
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +90,13 @@ def test_open_and_open_or_in_progress_are_different_filters(commander, make_reso
         client.get(reverse("postmortems:action_items_csv"), {"status": "open"})
     ).decode()
     assert "Not started" in csv_text and "Being worked on" not in csv_text
+
+
+def test_csv_times_are_in_the_viewers_zone_and_say_which(make_resolved_incident):
+    tokyo = make_user("kenji", first_name="Kenji", time_zone="Asia/Tokyo")
+    incident = make_resolved_incident(declared_by=tokyo)
+    add(incident, tokyo, "Alert on pool saturation")
+    response = client_for(tokyo).get(reverse("postmortems:action_items_csv"))
+    [header, row] = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    created = header.index("created_at (Asia/Tokyo)")
+    assert row[created].endswith("+09:00")
