@@ -18,6 +18,7 @@ from postmortems.models import (
     OPEN_ITEM_STATUSES,
     ActionItem,
     ActionItemStatus,
+    ExportState,
     Postmortem,
     PostmortemSection,
     PostmortemStatus,
@@ -102,6 +103,21 @@ def postmortem_sections(*, postmortem: Postmortem) -> list[PostmortemSection]:
         queryset=ReviewComment.objects.select_related("author").order_by("created_at", "pk"),
     )
     return list(postmortem.sections.select_related("updated_by").prefetch_related(open_comments))
+
+
+def postmortem_earlier_pdfs(*, postmortem: Postmortem) -> list:
+    """The newest ready PDF of each earlier revision, newest revision first."""
+    current = f"r{postmortem.revision_number}."
+    newest: dict[str, object] = {}
+    exports = postmortem.exports.filter(state=ExportState.READY).exclude(
+        content_key__startswith=current
+    )
+    for export in exports.defer("pdf").order_by("-requested_at", "-pk"):
+        revision = export.content_key.split(".")[0]
+        if revision not in newest:
+            export.revision = revision.removeprefix("r")
+            newest[revision] = export
+    return sorted(newest.values(), key=lambda e: -int(e.revision))
 
 
 def postmortem_action_items(*, postmortem: Postmortem) -> list[ActionItem]:

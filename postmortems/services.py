@@ -211,6 +211,12 @@ def postmortem_create(
                 )
             )
         PostmortemSection.objects.bulk_create(sections)
+        # Version 0, the text pre-filled from the incident, so the history starts there.
+        SectionRevision.objects.bulk_create(
+            SectionRevision(section=s, version=0, body=s.body, edited_by=actor, edited_at=now)
+            for s in postmortem.sections.all()
+            if s.body
+        )
         # Key moments pinned during the incident are the starting timeline.
         pinned = incident.timeline.filter(pinned=True).order_by("occurred_at", "pk")
         PostmortemTimelineItem.objects.bulk_create(

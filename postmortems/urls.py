@@ -41,6 +41,11 @@ urlpatterns = [
     path("<int:pk>/export/", views.export_request, name="export"),
     path("<int:pk>/export/status/", views.export_status, name="export_status"),
     path("<int:pk>/export/download/", views.export_download, name="export_download"),
+    path(
+        "<int:pk>/export/<int:export_id>/download/",
+        views.export_download_earlier,
+        name="export_download_earlier",
+    ),
     path("action-items/", views.action_item_list, name="action_items"),
     path("action-items/mine/", views.my_action_items, name="my_action_items"),
     path("action-items/export.csv", views.action_items_csv, name="action_items_csv"),

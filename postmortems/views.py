@@ -168,6 +168,7 @@ def _context(
         "is_late": postmortem.is_late(today),
         "today": today,
         "export": export,
+        "earlier_pdfs": selectors.postmortem_earlier_pdfs(postmortem=postmortem),
         "editing": editing,
         "error": error,
         "conflict": conflict,
@@ -603,8 +604,24 @@ def export_download(request: HttpRequest, pk: int) -> HttpResponse:
     ).first()
     if export is None:
         raise Http404("The PDF of this version is not ready; export it first.")
+    return _pdf_response(export, name=f"r{postmortem.revision_number}")
+
+
+@login_required
+@require_GET
+def export_download_earlier(request: HttpRequest, pk: int, export_id: int) -> HttpResponse:
+    """The PDF of an earlier published revision (kept after "Start a new revision")."""
+    postmortem = _load(request, pk)
+    export = postmortem.exports.filter(pk=export_id, state=ExportState.READY).first()
+    if export is None:
+        raise Http404("No such PDF.")
+    return _pdf_response(export, name=export.content_key.split(".")[0])
+
+
+def _pdf_response(export, *, name: str) -> HttpResponse:
+    postmortem = export.postmortem
     response = HttpResponse(bytes(export.pdf), content_type="application/pdf")
-    name = f"{postmortem.incident.reference}-postmortem-r{postmortem.revision_number}.pdf"
+    name = f"{postmortem.incident.reference}-postmortem-{name}.pdf"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Content-Length"] = str(export.size)
     response["Cache-Control"] = "private, no-store"

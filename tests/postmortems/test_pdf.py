@@ -272,3 +272,33 @@ def test_outsiders_never_get_a_restricted_pdf(commander, make_resolved_incident)
     for name in ("export_download", "export_status", "export", "detail"):
         method = client.post if name == "export" else client.get
         assert method(reverse(f"postmortems:{name}", args=[postmortem.pk])).status_code == 404
+
+
+def test_an_earlier_published_revision_stays_downloadable(published, commander, viewer):
+    first = render_export(published, commander)
+    services.postmortem_start_revision(postmortem=published, actor=commander)
+    page = client_for(viewer).get(reverse("postmortems:detail", args=[published.pk]))
+    link = reverse("postmortems:export_download_earlier", args=[published.pk, first.pk])
+    html = page.content.decode()
+    assert f'href="{link}"' in html and "Revision 1 (PDF)" in html
+    download = client_for(viewer).get(link)
+    assert download.status_code == 200 and download.content.startswith(b"%PDF")
+    assert "-postmortem-r1.pdf" in download["Content-Disposition"]
+
+
+def test_the_revision_history_starts_with_the_pre_filled_text(postmortem, commander):
+    services.postmortem_section_save(
+        postmortem=postmortem, section_key="impact", actor=commander,
+        body="Checkout failed for 12% of EU card payments.", base_version=0,
+    )  # fmt: skip
+    url = reverse("postmortems:section_revisions", args=[postmortem.pk, "impact"])
+    html = client_for(commander).get(url).content.decode()
+    assert "Version 1" in html and "Checkout failed for 12%" in html
+    assert "Version 0" in html and "(pre-filled from the incident)" in html
+    assert "Impact lasted" in html  # what the section said before anyone edited it
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client

@@ -17,7 +17,7 @@ from postmortems.models import ActionItem, PostmortemExport, ReviewComment, Sect
 pytestmark = pytest.mark.django_db
 
 MISSING = 999_999
-OBJECT_ARGS = {"pk", "incident_pk", "item_id", "comment_id", "key"}
+OBJECT_ARGS = {"pk", "incident_pk", "item_id", "comment_id", "export_id", "key"}
 
 
 def patterns() -> list[URLPattern]:
@@ -70,6 +70,7 @@ def world(commander, make_resolved_incident):
         "incident_pk": incident.pk,
         "item_id": item.pk,
         "comment_id": comment.pk,
+        "export_id": export.pk,
         "key": "summary",
     }
 
