@@ -13,7 +13,7 @@ $PY manage.py migrate --noinput
 if [ "${DEBUG}" = "1" ] || [ "${SEED_DEMO:-0}" = "1" ]; then
   $PY manage.py seed_demo --force
   $PY manage.py seed_demo_oncall
-  $PY manage.py seed_demo_postmortems
+  $PY manage.py seed_demo_postmortems --force
 fi
 
 pids=()
