@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from config.health import healthz
 from incidents import views as incident_views
+from incidents.alerting.urls import alert_urlpatterns, intake_urlpatterns
 from incidents.urls import service_urlpatterns
 from oncall import views as oncall_views
 
@@ -11,6 +12,8 @@ urlpatterns = [
     path("", incident_views.home, name="home"),
     path("incidents/", include("incidents.urls")),
     path("services/", include((service_urlpatterns, "services"))),
+    path("alerts/", include((alert_urlpatterns, "alerts"))),
+    path("integrations/", include((intake_urlpatterns, "integrations"))),
     path("postmortems/", include("postmortems.urls")),
     path("oncall/", include("oncall.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -302,6 +302,7 @@ class TimelineKind(models.TextChoices):
     ACCESS = "access", "Access"
     REMINDER = "reminder", "Reminder"
     PAGING = "paging", "Paging"
+    ALERT = "alert", "Alert"
 
 
 class TimelineEntry(models.Model):
@@ -376,3 +377,94 @@ class StakeholderUpdateReminder(models.Model):
         return (
             f"Reminder for {self.incident_id} due {self.missed_due:%Y-%m-%d %H:%M} ({self.state})"
         )
+
+
+class IntegrationKind(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+    PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
+    GENERIC = "generic", "Generic JSON webhook"
+
+
+class Integration(models.Model):
+    """Where a monitoring tool sends alerts for one service.
+
+    The secret token is the URL itself; only its SHA-256 is stored, so a database dump does
+    not let anyone send alerts. Rotating replaces the hash and the old URL stops working.
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="integrations")
+    kind = models.CharField(max_length=20, choices=IntegrationKind.choices)
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # Generic webhooks: which payload fields give title, dedup_key, severity and status.
+    field_mapping = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}) on {self.service}"
+
+
+class AlertStatus(models.TextChoices):
+    FIRING = "firing", "Firing"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class AlertSeverity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    ERROR = "error", "Error"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+
+
+class Alert(models.Model):
+    """One problem a monitoring tool told us about, deduplicated by its key while open."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="alerts")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="alerts")
+    dedup_key = models.CharField(max_length=255)
+    group_key = models.CharField(max_length=1024, blank=True)
+    status = models.CharField(
+        max_length=16, choices=AlertStatus.choices, default=AlertStatus.FIRING
+    )
+    title = models.CharField(max_length=1024)
+    severity = models.CharField(
+        max_length=10, choices=AlertSeverity.choices, default=AlertSeverity.ERROR
+    )
+    source = models.CharField(max_length=255, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    times_seen = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    incident = models.ForeignKey(
+        Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
+    )
+
+    class Meta:
+        ordering = ["-last_seen", "-pk"]
+        constraints = [
+            # "The same key while open is the same alert", decided by the database.
+            models.UniqueConstraint(
+                fields=["integration", "dedup_key"],
+                condition=~Q(status="resolved"),
+                name="one_open_alert_per_dedup_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "-last_seen"], name="alert_status_last_seen"),
+            models.Index(fields=["service", "-last_seen"], name="alert_service_last_seen"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != AlertStatus.RESOLVED

@@ -217,6 +217,7 @@ def _detail_context(
             incident_people_with_access(incident=incident) if incident.restricted else []
         ),
         "role_choices": IncidentRole.choices,
+        "alerts": incident.alerts.select_related("integration")[:50],
     }
 
 
@@ -681,9 +682,13 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     recent = selectors.incident_list_for_user(
         user=request.user, filters=selectors.IncidentFilters(service=service.pk)
     )[:20]
-    return render(
-        request, "incidents/service_detail.html", {"service": service, "incidents": recent}
-    )
+    context = {"service": service, "incidents": recent}
+    if incident_can_declare(request.user):  # responders see and manage integrations
+        from incidents.alerting.views import IntegrationForm
+
+        context["integrations"] = service.integrations.all()
+        context["integration_form"] = IntegrationForm()
+    return render(request, "incidents/service_detail.html", context)
 
 
 @login_required
