@@ -87,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "incidents.context_processors.incident_permissions",
             ],
         },
     }
@@ -189,8 +190,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Database sessions: signing in must keep working while Redis is down.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Database sessions read through the cache; signing in keeps working while Redis is down.
+SESSION_ENGINE = "config.sessions"
 
 # --- Auth and permissions -------------------------------------------------------------
 AUTH_USER_MODEL = "oncall.User"

@@ -93,9 +93,16 @@ def timeline_page(
 ) -> TimelinePage:
     """Newest first, one page at a time, so a 2,000-entry incident renders like a 20-entry one."""
     size = size or settings.TIMELINE_PAGE_SIZE
-    # The cursor is read first and bounds the page: an entry committed in between shows
-    # up in the next poll instead of being skipped forever. (Ids grow in commit order per
-    # incident, because every insert holds the incident's row lock.)
+    if not kind and not before:
+        # The newest page of everything: its first row is the cursor, read in the same
+        # query, so nothing can slip in between.
+        rows = list(incident.timeline.select_related("actor").order_by("-pk")[: size + 1])
+        older = rows[size - 1].pk if len(rows) > size else None
+        newest = rows[0].pk if rows else 0
+        return TimelinePage(entries=rows[:size], older_cursor=older, newest_id=newest)
+    # Otherwise the cursor is read first and bounds the page: an entry committed in between
+    # shows up in the next poll instead of being skipped forever. (Ids grow in commit order
+    # per incident, because every insert holds the incident's row lock.)
     newest = timeline_newest_id(incident=incident)
     queryset = incident.timeline.filter(pk__lte=newest).select_related("actor")
     if kind in TimelineKind.values:

@@ -102,3 +102,19 @@ def test_healthz_keeps_connection_details_out_of_its_answer(settings):
 @pytest.mark.django_db
 def test_healthz_answers_head_for_load_balancers():
     assert Client().head("/healthz").status_code == 200
+
+
+@pytest.mark.django_db
+def test_people_sign_in_and_work_while_the_cache_is_down(settings, commander, incident):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    client = Client()
+    response = client.post("/accounts/login/", {"username": "ivy", "password": "pw"})
+    assert response.status_code == 302
+    page = client.get(f"/incidents/{incident.pk}/")
+    assert page.status_code == 200 and b"Checkout is failing" in page.content
+    assert client.post("/accounts/logout/").status_code == 302
