@@ -6,9 +6,11 @@ the poll itself costs; `bare` is the anonymous floor.
 """
 
 from django.contrib.auth.decorators import login_required
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from config.urls import urlpatterns as app_urlpatterns
 
@@ -24,8 +26,18 @@ def bare_login(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+@csrf_exempt
+@require_POST
+def bare_insert(request: HttpRequest) -> HttpResponse:
+    """The alert-ingestion baseline: one INSERT of the body, no parsing, no dedup."""
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_bare_insert (body) VALUES (%s)", [request.body.decode()])
+    return HttpResponse("ok", status=202)
+
+
 urlpatterns = [
     *app_urlpatterns,
     path("bench/bare/", bare, name="bench_bare"),
     path("bench/bare-login/", bare_login, name="bench_bare_login"),
+    path("bench/bare-insert/", bare_insert, name="bench_bare_insert"),
 ]

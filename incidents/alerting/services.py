@@ -98,49 +98,56 @@ def alerts_ingest(*, integration: Integration, events: list[AlertEvent]) -> list
         return [_ingest_one(integration, event) for event in events]
 
 
+def _touch_open(integration: Integration, event: AlertEvent, now) -> int:
+    """Count a repeat of an open alert in one UPDATE; returns how many rows it changed."""
+    fields: dict = {"times_seen": F("times_seen") + 1, "last_seen": now, "payload": event.payload}
+    if event.title:
+        fields["title"] = event.title
+    if event.labels:
+        fields["labels"] = event.labels
+    if event.annotations:
+        fields["annotations"] = event.annotations
+    return (
+        Alert.objects.filter(integration=integration, dedup_key=event.dedup_key)
+        .exclude(status=AlertStatus.RESOLVED)
+        .update(**fields)
+    )
+
+
 def _ingest_one(integration: Integration, event: AlertEvent) -> IngestResult:
     now = timezone.now()
-    alert = _open_alert(integration, event.dedup_key)
     if event.action == TRIGGER:
-        created = False
-        if alert is None:
-            try:
-                # A savepoint, so losing the race to a concurrent trigger with the same key
-                # (the partial unique index) leaves the request's transaction usable.
-                with transaction.atomic():
-                    alert = Alert.objects.create(
-                        integration=integration,
-                        service=integration.service,
-                        dedup_key=event.dedup_key,
-                        group_key=event.group_key,
-                        title=event.title,
-                        severity=event.severity,
-                        source=event.source,
-                        labels=event.labels,
-                        annotations=event.annotations,
-                        payload=event.payload,
-                        first_seen=now,
-                        last_seen=now,
-                    )
-                created = True
-            except IntegrityError:
-                alert = _open_alert(integration, event.dedup_key)
-                if alert is None:  # resolved between the two statements: try once more
-                    return _ingest_one(integration, event)
-        if not created:
-            Alert.objects.filter(pk=alert.pk).update(
-                times_seen=F("times_seen") + 1,
-                last_seen=now,
-                title=event.title or alert.title,
-                labels=event.labels or alert.labels,
-                annotations=event.annotations or alert.annotations,
-                payload=event.payload,
-            )
-            alert.refresh_from_db()
-        else:
-            _route(alert)
-        return IngestResult(alert, created, event.dedup_key)
+        # The common case in a storm is a repeat: one statement, no read first.
+        if _touch_open(integration, event, now):
+            return IngestResult(None, False, event.dedup_key)
+        try:
+            # A savepoint, so losing the race to a concurrent trigger with the same key
+            # (the partial unique index) leaves the request's transaction usable.
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    integration=integration,
+                    service=integration.service,
+                    dedup_key=event.dedup_key,
+                    group_key=event.group_key,
+                    title=event.title,
+                    severity=event.severity,
+                    source=event.source,
+                    labels=event.labels,
+                    annotations=event.annotations,
+                    payload=event.payload,
+                    first_seen=now,
+                    last_seen=now,
+                )
+        except IntegrityError:
+            # The winner committed its row: count this one as a repeat (or, if it was
+            # resolved in between, start again).
+            if _touch_open(integration, event, now):
+                return IngestResult(None, False, event.dedup_key)
+            return _ingest_one(integration, event)
+        _route(alert)
+        return IngestResult(alert, True, event.dedup_key)
 
+    alert = _open_alert(integration, event.dedup_key)
     if alert is None:  # acknowledge or resolve of something we never saw open: no change
         return IngestResult(None, False, event.dedup_key)
     if event.action == ACKNOWLEDGE:
@@ -163,6 +170,14 @@ def _route(alert: Alert) -> None:
     sev_name = PAGING_SEVERITIES.get(alert.severity)
     if sev_name is None:
         return
+    # SEV1/SEV2 by name; if an administrator renamed them, the closest level that exists.
+    severity = (
+        Severity.objects.filter(name=sev_name).first()
+        or Severity.objects.filter(level__gte=1 if sev_name == "SEV1" else 2).first()
+        or Severity.objects.order_by("-level").first()
+    )
+    if severity is None:  # no severities configured: the alert is recorded only
+        return
     # One router per service at a time, so two alerts arriving together open one incident.
     Service.objects.select_for_update().filter(pk=alert.service_id).first()
     incident = _incident_to_join(alert)
@@ -170,7 +185,7 @@ def _route(alert: Alert) -> None:
         incident = incident_declare(
             declared_by=None,
             title=alert.title[:200] or "Alert",
-            severity=Severity.objects.get(name=sev_name),
+            severity=severity,
             detection_source=DetectionSource.ALERT,
             services=[alert.service],
             summary=_summary(alert),

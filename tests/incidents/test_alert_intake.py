@@ -370,3 +370,12 @@ def test_alerts_of_restricted_incidents_stay_hidden(service, viewer, outsider, c
         body = client.get(reverse("alerts:list")).content.decode()
         assert "Secret breach" not in body
         assert ("Loose" in body) == (user == viewer)
+
+
+def test_without_configured_severities_a_critical_alert_is_recorded_only(service):
+    from incidents.models import Severity
+
+    Severity.objects.all().delete()
+    _, token = make_integration(service, "pagerduty")
+    assert post(url("pagerduty", token), pd(token, "trigger", "k")).status_code == 202
+    assert Alert.objects.get().incident is None

@@ -105,7 +105,7 @@ def amtool(url: str, *args: str) -> None:
     )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_alertmanager_opens_and_resolves_through_its_webhook(live_server, alertmanager):
     service = make_service("Storage")
     integration, token = integration_create(service=service, kind="alertmanager")

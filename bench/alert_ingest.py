@@ -1,0 +1,191 @@
+"""Alert ingestion and the dedup storm, through gunicorn, against a bare INSERT endpoint.
+
+    .venv/bin/python -m bench.alert_ingest [--duration 10] [--senders 32] [--storm 10000]
+
+Starts gunicorn the production way (config.wsgi via bench.urls, 2 sync workers, 127.0.0.1,
+a free port, bench.settings: PostgreSQL + Redis, DEBUG off) and a small asyncio client on
+loopback, bounded by time and count:
+
+  bare INSERT     POST /bench/bare-insert/           the body into a one-column table
+  ingestion       POST /integrations/<token>/pagerduty  a new dedup_key each time, severity
+                  error: stored, deduplicated, grouped into one incident on the service
+  dedup storm     the same dedup_key --storm times, severity critical
+
+After the runs it checks what a user would: every accepted new alert is on the alerts
+page's query, the storm left exactly one alert and one incident.
+
+Targets (shared/docs/targets.md): ingestion >= 200 alerts/s, p99 < 100 ms, >= 50% of the
+bare INSERT; storm >= 1,000 events/s with exactly 1 alert and 1 incident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import ROOT, percentile, setup_django, write_result
+from bench.timeline_poll import HOST, Gunicorn
+
+MAX_REQUESTS = 200_000
+
+
+async def _load(port: int, path: str, bodies, *, senders: int, duration: float, limit: int):
+    latencies: list[float] = []
+    counts = {"bad_status": 0, "errors": 0}
+    deadline = time.perf_counter() + duration
+    sent = 0
+
+    async def one(body: bytes) -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            data = await reader.read()
+        finally:
+            writer.close()
+        if not data.startswith((b"HTTP/1.1 202", b"HTTP/1.1 200")):
+            counts["bad_status"] += 1
+
+    async def sender() -> None:
+        nonlocal sent
+        while time.perf_counter() < deadline and sent < limit:
+            sent += 1
+            body = bodies()
+            t0 = time.perf_counter()
+            try:
+                await asyncio.wait_for(one(body), timeout=10)
+            except (TimeoutError, OSError):
+                counts["errors"] += 1
+                continue
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    seconds = time.perf_counter() - started
+    return {
+        "requests": len(latencies),
+        "seconds": round(seconds, 2),
+        "rps": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        **counts,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--senders", type=int, default=32)
+    parser.add_argument("--storm", type=int, default=10_000)
+    args = parser.parse_args()
+
+    setup_django()
+    from django.db import connection
+
+    from incidents.alerting.services import integration_create
+    from incidents.models import Alert, Incident, Service
+    from oncall.models import Team
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_bare_insert (id bigserial PRIMARY KEY, body text)"
+        )
+        cursor.execute("TRUNCATE bench_bare_insert")
+    team, _ = Team.objects.get_or_create(name="Bench Alerts", defaults={"slug": "bench-alerts"})
+    run = uuid.uuid4().hex[:6]
+    ingest_service = Service.objects.create(
+        name=f"Bench ingest {run}", slug=f"bench-in-{run}", team=team
+    )
+    storm_service = Service.objects.create(
+        name=f"Bench storm {run}", slug=f"bench-st-{run}", team=team
+    )
+    _, ingest_token = integration_create(service=ingest_service, kind="pagerduty")
+    _, storm_token = integration_create(service=storm_service, kind="pagerduty")
+
+    def event(key: str, severity: str) -> bytes:
+        return json.dumps(
+            {
+                "event_action": "trigger",
+                "dedup_key": key,
+                "payload": {"summary": f"[bench] {key}", "source": "bench", "severity": severity},
+            }
+        ).encode()
+
+    server = Gunicorn(workers=2, log_path=ROOT / "var" / "bench" / "alert_ingest-gunicorn.log")
+    Path(server.log_path).parent.mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        load = dict(senders=args.senders, duration=args.duration, limit=MAX_REQUESTS)
+        bare = asyncio.run(
+            _load(
+                server.port, "/bench/bare-insert/", lambda: event(uuid.uuid4().hex, "error"), **load
+            )
+        )
+        ingest = asyncio.run(
+            _load(
+                server.port,
+                f"/integrations/{ingest_token}/pagerduty",
+                lambda: event(uuid.uuid4().hex, "error"),
+                **load,
+            )
+        )
+        storm = asyncio.run(
+            _load(
+                server.port,
+                f"/integrations/{storm_token}/pagerduty",
+                lambda: event("one-key", "critical"),
+                senders=args.senders,
+                duration=max(args.duration * 6, 60),
+                limit=args.storm,
+            )
+        )
+    finally:
+        server.stop()
+
+    stored = Alert.objects.filter(service=ingest_service).count()
+    storm_alerts = list(Alert.objects.filter(service=storm_service))
+    storm_incidents = Incident.objects.filter(services=storm_service).count()
+    result = {
+        "bare_insert": bare,
+        "ingestion": ingest
+        | {
+            "alerts_stored": stored,
+            "incidents": Incident.objects.filter(services=ingest_service).count(),
+        },
+        "storm": storm
+        | {
+            "alerts": len(storm_alerts),
+            "times_seen": storm_alerts[0].times_seen if storm_alerts else 0,
+            "incidents": storm_incidents,
+        },
+        "ingestion_vs_bare": round(ingest["rps"] / bare["rps"], 3) if bare["rps"] else None,
+    }
+    print(
+        f"bare INSERT     {bare['rps']:8.1f} req/s  p50 {bare['p50_ms']} ms  "
+        f"p99 {bare['p99_ms']} ms"
+    )
+    print(
+        f"ingestion       {ingest['rps']:8.1f} alerts/s p50 {ingest['p50_ms']} ms  "
+        f"p99 {ingest['p99_ms']} ms  = {result['ingestion_vs_bare']:.0%} of bare "
+        f"(target >= 200/s, p99 < 100 ms, >= 50%); stored {stored}/{ingest['requests']}, "
+        f"incidents {result['ingestion']['incidents']}"
+    )
+    print(
+        f"dedup storm     {storm['rps']:8.1f} events/s p99 {storm['p99_ms']} ms over "
+        f"{storm['requests']} events: {len(storm_alerts)} alert(s), {storm_incidents} "
+        f"incident(s), times_seen {result['storm']['times_seen']} (target >= 1000/s, 1 and 1)"
+    )
+    print(f"written to {write_result('alert_ingest', result)}")
+    ok = stored == ingest["requests"] and len(storm_alerts) == 1 and storm_incidents == 1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
