@@ -17,6 +17,7 @@ register = template.Library()
 
 
 def panel_context(*, request, incident, user, form=None) -> dict:
+    form = form or QuickActionItemForm(incident=incident)
     postmortem = Postmortem.objects.filter(incident=incident).select_related("owner").first()
     items = list(
         ActionItem.objects.filter(incident=incident)
@@ -39,7 +40,10 @@ def panel_context(*, request, incident, user, form=None) -> dict:
         "items": items[:8],
         "items_more": max(0, len(items) - 8),
         "open_count": sum(1 for i in items if i.status in OPEN_ITEM_STATUSES),
-        "followup_form": form or QuickActionItemForm(incident=incident),
+        "followup_form": form,
+        # Evaluated once here: a template {% for %} over the field's choices would run a
+        # COUNT and then the query itself.
+        "owner_choices": list(form.fields["owner"].choices),
         "today": today,
     }
 
