@@ -319,3 +319,27 @@ def test_an_alert_storm_is_throttled_and_bundled_not_dropped(
     bundle = mail.outbox[-1]
     assert "Storm 3" in bundle.body and "Storm 4" in bundle.body
     assert Notification.objects.filter(state="throttled").count() == 0
+
+
+def test_acknowledge_versus_send_race_never_loses_the_record_or_sends_after_the_ack(
+    people, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A worker that claimed a notification just before the acknowledgement still records
+    what it sent; anything not yet claimed is cancelled and never sent."""
+    monkeypatch.setattr(services, "notifications_enqueue", lambda ids: None)
+    raj = people["raj"]
+    sms = ContactMethod.objects.create(user=raj, kind="sms", address="+447700900123")
+    NotificationRule.objects.create(user=raj, contact_method=sms, delay_minutes=0)
+    policy = policy_of((5, [raj]))
+    declare_on(policy, people["ivy"], django_capture_on_commit_callbacks)
+    email, text = Notification.objects.order_by("contact_method__kind")  # email, sms
+    claimed = services.notification_claim(notification_id=email.pk)
+    assert claimed is not None  # a worker is sending the email right now...
+    with django_capture_on_commit_callbacks(execute=True):
+        services.escalation_acknowledge(escalation=Escalation.objects.get(), user=raj, via="test")
+    services.notification_record_sent(notification=claimed.notification, receipt="250 OK")
+    email.refresh_from_db()
+    assert email.state == "sent"  # ...and its delivery is recorded, not overwritten
+    assert services.notification_claim(notification_id=text.pk) is None
+    text.refresh_from_db()
+    assert text.state == "cancelled"  # the SMS that had not gone yet never goes
