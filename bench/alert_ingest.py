@@ -84,6 +84,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--senders", type=int, default=32)
     parser.add_argument("--storm", type=int, default=10_000)
+    parser.add_argument(
+        "--ingest-severity",
+        default="error",
+        help="error: every alert is routed into one incident; warning: recorded only",
+    )
     args = parser.parse_args()
 
     setup_django()
@@ -132,7 +137,7 @@ def main() -> int:
             _load(
                 server.port,
                 f"/integrations/{ingest_token}/pagerduty",
-                lambda: event(uuid.uuid4().hex, "error"),
+                lambda: event(uuid.uuid4().hex, args.ingest_severity),
                 **load,
             )
         )

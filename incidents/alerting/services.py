@@ -201,7 +201,7 @@ def _route(alert: Alert) -> None:
         incident=incident,
         kind=TimelineKind.ALERT,
         actor=None,
-        body=f"Alert {alert.get_severity_display().lower()} fired and {verb}: {alert.title}",
+        body=f"{alert.get_severity_display()} alert fired and {verb}: {alert.title}",
         data={"alert": alert.pk, "event": "fired", "severity": alert.severity},
     )
 
