@@ -273,6 +273,11 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 ACK_LINK_MAX_AGE_HOURS = env_int("ACK_LINK_MAX_AGE_HOURS", 24)
 HANDOFF_NOTICE_MINUTES = env_int("HANDOFF_NOTICE_MINUTES", 60)
 
+# --- Alerts ---------------------------------------------------------------------------
+# A new alert on a service joins that service's open incident if one of its alerts was
+# seen within this many minutes; otherwise it opens a new incident.
+ALERT_GROUPING_WINDOW_MINUTES = env_int("ALERT_GROUPING_WINDOW_MINUTES", 10)
+
 # --- Postmortems and action items -------------------------------------------------------
 ACTION_ITEM_DUE_SOON_DAYS = env_int("ACTION_ITEM_DUE_SOON_DAYS", 7)
 ACTION_ITEM_ESCALATE_AFTER_DAYS = env_int("ACTION_ITEM_ESCALATE_AFTER_DAYS", 7)

@@ -34,7 +34,7 @@ PAGING_SEVERITIES = {AlertSeverity.CRITICAL: "SEV1", AlertSeverity.ERROR: "SEV2"
 
 
 def _window() -> timedelta:
-    return timedelta(minutes=getattr(settings, "ALERT_GROUPING_WINDOW_MINUTES", 10))
+    return timedelta(minutes=settings.ALERT_GROUPING_WINDOW_MINUTES)
 
 
 def token_hash(token: str) -> str:

@@ -380,3 +380,18 @@ def test_without_configured_severities_a_critical_alert_is_recorded_only(service
     _, token = make_integration(service, "pagerduty")
     assert post(url("pagerduty", token), pd(token, "trigger", "k")).status_code == 202
     assert Alert.objects.get().incident is None
+
+
+def test_an_alert_after_the_grouping_window_opens_a_new_incident(service, settings):
+    import time_machine
+
+    settings.ALERT_GROUPING_WINDOW_MINUTES = 10
+    _, token = make_integration(service, "pagerduty")
+    with time_machine.travel("2026-03-01 12:00Z", tick=False):
+        post(url("pagerduty", token), pd(token, "trigger", "a"))
+    with time_machine.travel("2026-03-01 12:09Z", tick=False):
+        post(url("pagerduty", token), pd(token, "trigger", "b"))
+    assert Incident.objects.count() == 1
+    with time_machine.travel("2026-03-01 12:30Z", tick=False):
+        post(url("pagerduty", token), pd(token, "trigger", "c"))
+    assert Incident.objects.count() == 2
