@@ -9,3 +9,4 @@ class IncidentsConfig(AppConfig):
         from incidents import signals
 
         signals.connect_paging()
+        signals.connect_severity_cache()

@@ -230,3 +230,32 @@ def incident_escalations(*, incident: Incident) -> list:
         )
         .order_by("-started_at")[:10]
     )
+
+
+SEVERITIES_KEY = "severities:v1"
+
+
+def severities_all() -> list:
+    """The severity ladder, from the cache: it is on every incident page and changes only
+    when an admin edits it (signals.py forgets it then)."""
+    from incidents.models import Severity
+
+    try:
+        cached = cache.get(SEVERITIES_KEY)
+    except Exception as exc:
+        log.warning("Severity cache unavailable: %s", exc)
+        cached = None
+    if cached is None:
+        cached = list(Severity.objects.order_by("level"))
+        try:
+            cache.set(SEVERITIES_KEY, cached, 3600)
+        except Exception as exc:
+            log.warning("Severity cache unavailable: %s", exc)
+    return cached
+
+
+def severities_forget() -> None:
+    try:
+        cache.delete(SEVERITIES_KEY)
+    except Exception as exc:
+        log.warning("Could not drop cached severities: %s", exc)

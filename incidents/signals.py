@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_save, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.dispatch import Signal, receiver
 
 from incidents.permissions import forget_global_perms
@@ -71,3 +71,17 @@ def connect_paging() -> None:
 
     escalation_event.connect(paging.on_escalation_event, dispatch_uid="incidents-paging")
     notification_event.connect(paging.on_notification_event, dispatch_uid="incidents-delivery")
+
+
+def _forget_severities(sender, **kwargs):
+    from incidents.selectors import severities_forget
+
+    transaction.on_commit(severities_forget)
+    severities_forget()
+
+
+def connect_severity_cache() -> None:
+    from incidents.models import Severity
+
+    post_save.connect(_forget_severities, sender=Severity, dispatch_uid="severity-cache-save")
+    post_delete.connect(_forget_severities, sender=Severity, dispatch_uid="severity-cache-del")

@@ -192,7 +192,7 @@ def _detail_context(
             (s, _transition_label(incident.status, s)) for s in incident.allowed_transitions()
         ],
         # Querysets, not lists: only evaluated (once) when a form that needs them renders.
-        "severities": Severity.objects.all(),
+        "severities": selectors.severities_all(),
         "can_respond": incident_can_respond(request.user, incident),
         "kind": kind,
         "kinds": TimelineKind.choices,

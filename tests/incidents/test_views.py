@@ -409,3 +409,15 @@ def test_permission_refusals_explain_themselves(viewer):
     response = client.get(reverse("incidents:declare"))
     assert response.status_code == 403
     assert "Only responders can declare incidents." in response.content.decode()
+
+
+def test_an_admin_edit_to_a_severity_shows_on_the_next_page(
+    ivy_client, incident, django_capture_on_commit_callbacks
+):
+    url = reverse("incidents:detail", kwargs={"pk": incident.pk})
+    assert "SEV2 · Major" in ivy_client.get(url).content.decode()  # now cached
+    sev = severity("SEV3")
+    with django_capture_on_commit_callbacks(execute=True):
+        sev.label = "Moderate"
+        sev.save()
+    assert "SEV3 · Moderate" in ivy_client.get(url).content.decode()
