@@ -20,8 +20,9 @@ def send_templated_email(*, name: str, to: list[str], context: dict, zone: str =
     The subject and text templates are plain text: they switch autoescaping off
     themselves, so "Cart & checkout" is not mailed as "Cart &amp; checkout".
     """
+    context = {"site_url": settings.SITE_URL, **context}
     try:
-        tz = zoneinfo.ZoneInfo(zone)
+        tz = zoneinfo.ZoneInfo(zone or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         tz = zoneinfo.ZoneInfo("UTC")
     with timezone.override(tz):

@@ -35,6 +35,19 @@ def _link(incident: Incident) -> str:
     return reverse("incidents:detail", kwargs={"pk": incident.pk})
 
 
+def _start(*, incident: Incident, actor, policy=None, snapshot=None) -> Escalation:
+    """Start an escalation about this incident. Caller holds the incident's row lock."""
+    return oncall.escalation_start(
+        subject_key=subject_key(incident),
+        title=_page_title(incident),
+        summary=incident.summary,
+        link_url=_link(incident),
+        policy=policy,
+        snapshot=snapshot,
+        started_by=actor,
+    )
+
+
 def incident_paging_start(*, incident: Incident, actor) -> list[Escalation]:
     """Page the escalation policy of every affected service (each policy once).
 
@@ -47,16 +60,7 @@ def incident_paging_start(*, incident: Incident, actor) -> list[Escalation]:
     )
     started = []
     for policy in policies:
-        started.append(
-            oncall.escalation_start(
-                subject_key=subject_key(incident),
-                title=_page_title(incident),
-                summary=incident.summary,
-                link_url=_link(incident),
-                policy=policy,
-                started_by=actor,
-            )
-        )
+        started.append(_start(incident=incident, actor=actor, policy=policy))
         timeline_record(
             incident=incident,
             kind=TimelineKind.PAGING,
@@ -89,15 +93,7 @@ def incident_page(
             what = f"the {policy.name} escalation policy"
         else:
             raise IncidentRefused("Choose a person, a schedule or an escalation policy to page.")
-        escalation = oncall.escalation_start(
-            subject_key=subject_key(incident),
-            title=_page_title(incident),
-            summary=incident.summary,
-            link_url=_link(incident),
-            policy=policy,
-            snapshot=snapshot,
-            started_by=actor,
-        )
+        escalation = _start(incident=incident, actor=actor, policy=policy, snapshot=snapshot)
         timeline_record(
             incident=incident,
             kind=TimelineKind.PAGING,

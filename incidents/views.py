@@ -23,7 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from incidents import selectors, services
+from incidents import paging, selectors, services
 from incidents.forms import (
     DetailsForm,
     DoneForm,
@@ -694,8 +694,6 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
-    from incidents import paging
-
     incident = _action(request, pk)
     form = PageForm(request.POST)
     if not form.is_valid():
@@ -717,8 +715,6 @@ def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def incident_page_acknowledge(request: HttpRequest, pk: int, escalation_id: int) -> HttpResponse:
-    from incidents import paging
-
     incident = _action(request, pk)
     try:
         paging.incident_page_acknowledge(

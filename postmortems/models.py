@@ -249,10 +249,9 @@ class ReviewComment(models.Model):
         return f"Comment {self.pk} on {self.postmortem_id}"
 
 
-class PostmortemEvent(models.Model):
-    """The postmortem's own audit log: created, submitted, approved, published, revised."""
+class AuditEvent(models.Model):
+    """One line of history: who did what, when. Newest first."""
 
-    postmortem = models.ForeignKey(Postmortem, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -260,10 +259,20 @@ class PostmortemEvent(models.Model):
     body = models.TextField()
 
     class Meta:
+        abstract = True
         ordering = ["-at", "-pk"]
 
     def __str__(self) -> str:
         return self.body
+
+
+class PostmortemEvent(AuditEvent):
+    """The postmortem's own audit log: created, submitted, approved, published, revised."""
+
+    postmortem = models.ForeignKey(Postmortem, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(AuditEvent.Meta):
+        pass
 
 
 class ActionItemType(models.TextChoices):
@@ -362,21 +371,13 @@ class ActionItem(models.Model):
         return ((today or timezone.localdate()) - self.due_date).days
 
 
-class ActionItemEvent(models.Model):
+class ActionItemEvent(AuditEvent):
     """History of one action item: created, status changes, edits."""
 
     item = models.ForeignKey(ActionItem, on_delete=models.CASCADE, related_name="events")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    at = models.DateTimeField()
-    body = models.TextField()
 
-    class Meta:
-        ordering = ["-at", "-pk"]
-
-    def __str__(self) -> str:
-        return self.body
+    class Meta(AuditEvent.Meta):
+        pass
 
 
 class ReminderKind(models.TextChoices):

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.notifications import send_templated_email
 from incidents.permissions import incidents_visible_to
 from oncall.models import TeamMembership, User
 from postmortems.models import (
@@ -30,7 +31,6 @@ from postmortems.models import (
     ReminderKind,
     ReminderSent,
 )
-from postmortems.notifications import send_templated_email
 from postmortems.selectors import due_soon_days
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def action_item_digest_send(*, owner_id: int, now: dt.datetime | None = None) ->
         [claim],
         name="action-items-digest",
         to=[owner.email],
-        time_zone=owner.time_zone,
+        zone=owner.time_zone,
         context={
             "recipient": owner,
             "today": today,
@@ -238,7 +238,7 @@ def action_item_escalations_send(*, now: dt.datetime | None = None) -> int:
             claims,
             name="action-items-escalation",
             to=[manager.email],
-            time_zone=manager.time_zone,
+            zone=manager.time_zone,
             context={
                 "recipient": manager,
                 "items": claimed_items,
@@ -295,7 +295,7 @@ def late_postmortem_reminders_send(*, now: dt.datetime | None = None) -> int:
             [claim],
             name="postmortems-late",
             to=[owner.email],
-            time_zone=owner.time_zone,
+            zone=owner.time_zone,
             context={
                 "recipient": owner,
                 "postmortems": overdue,
