@@ -159,6 +159,13 @@ def on_escalation_event(sender, *, kind: str, subject_key: str, **info) -> None:
             data={"user": info.get("user_id"), "acknowledged": True},
             acknowledge=True,
         )
+    elif kind == "nobody":
+        _record(
+            subject_key,
+            body=f"Step {info.get('step_index', 0) + 1} of the escalation found nobody on call "
+            "(a gap in the schedule); it moves on to the next step.",
+            data={"nobody": True, "step": info.get("step_index")},
+        )
     elif kind == "exhausted":
         _record(
             subject_key,

@@ -181,6 +181,15 @@ def escalation_advance(*, escalation_id: int, now: datetime | None = None) -> bo
             return True
         step = steps[escalation.step_index]
         people = _resolve_targets(step["targets"], now)
+        if not people:
+            # A gap in a schedule: say so, or the commander believes someone is paged.
+            send_on_commit(
+                escalation_event,
+                kind="nobody",
+                subject_key=escalation.subject_key,
+                step_index=escalation.step_index,
+                cycle=escalation.cycle,
+            )
         users = selectors.users_by_id(user_id for user_id, _ in people)
         for user_id, reason in people:
             user = users.get(user_id)

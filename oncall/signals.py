@@ -4,7 +4,8 @@ All are sent after the transaction that caused them commits. Receivers get
 `subject_key` (what the escalation is about, e.g. "incident:42") and:
 
 escalation_event   kind: "paged" (user_id, step_index, cycle, reason), "acknowledged"
-                   (user_id, via), "exhausted", "unreachable" (user_id)
+                   (user_id, via), "exhausted", "unreachable" (user_id), "nobody"
+                   (step_index, cycle: the step found nobody to page)
 notification_event kind: "sent" | "failed" | "retrying" | "throttled"; user_id, method
                    (e.g. "SMS"), detail
 """

@@ -343,3 +343,19 @@ def test_acknowledge_versus_send_race_never_loses_the_record_or_sends_after_the_
     assert services.notification_claim(notification_id=text.pk) is None
     text.refresh_from_db()
     assert text.state == "cancelled"  # the SMS that had not gone yet never goes
+
+
+def test_a_step_that_finds_nobody_on_call_says_so(people, django_capture_on_commit_callbacks):
+    from oncall.models import Schedule
+
+    empty = Schedule.objects.create(name="Nobody yet", slug="nobody-yet", time_zone="UTC")
+    policy = EscalationPolicy.objects.create(name="Gap policy", repeat_count=0)
+    step = EscalationStep.objects.create(policy=policy, position=0, delay_minutes=5)
+    StepTarget.objects.create(step=step, kind="schedule", schedule=empty)
+    incident = declare_on(policy, people["ivy"], django_capture_on_commit_callbacks)
+    assert Page.objects.count() == 0
+    assert any("found nobody on call" in b for b in timeline_bodies(incident))
+    page = Client()
+    page.force_login(people["ivy"])
+    body = page.get(reverse("incidents:detail", kwargs={"pk": incident.pk})).content.decode()
+    assert "Nobody on call to page yet" in body and "Starting…" not in body
