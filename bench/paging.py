@@ -342,7 +342,8 @@ def main() -> int:
         )
         print(
             f"  worker CPU (main + pool, user + system) {worker_cpu_ms:.0f} ms per incident "
-            f"-> its 2 processes saturate near {2000 / max(worker_cpu_ms, 1):.0f} incidents/s if they "
+            f"-> its 2 processes saturate near {2000 / max(worker_cpu_ms, 1):.0f} incidents/s "
+            f"if they "
             f"had both cores; load average {load_before[0]:.2f} before, "
             f"{os.getloadavg()[0]:.2f} after ({os.cpu_count()} cores, shared with whatever "
             "else runs here)"

@@ -15,6 +15,7 @@ urlpatterns = [
     path("alerts/", include((alert_urlpatterns, "alerts"))),
     path("integrations/", include((intake_urlpatterns, "integrations"))),
     path("postmortems/", include("postmortems.urls")),
+    path("status/", include(("incidents.statuspages.urls", "status"))),
     path("oncall/", include("oncall.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -468,3 +468,7 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status != AlertStatus.RESOLVED
+
+
+# Status page models live in their own module but belong to this app (and its migrations).
+from incidents.statuspages.models import *  # noqa: E402, F401, F403

@@ -1,13 +1,13 @@
 from django.urls import path
 
-from incidents.alerting import views
+from incidents.alerting import intake, views
 
 # Mounted at /integrations/ with namespace "integrations"; the token is the credential.
 intake_urlpatterns = [
-    path("pagerduty/enqueue", views.pagerduty_enqueue, name="pagerduty_enqueue"),
-    path("<str:token>/alertmanager", views.alertmanager_webhook, name="alertmanager"),
-    path("<str:token>/pagerduty", views.pagerduty_events, name="pagerduty"),
-    path("<str:token>/generic", views.generic_webhook, name="generic"),
+    path("pagerduty/enqueue", intake.pagerduty_enqueue, name="pagerduty_enqueue"),
+    path("<str:token>/alertmanager", intake.alertmanager_webhook, name="alertmanager"),
+    path("<str:token>/pagerduty", intake.pagerduty_events, name="pagerduty"),
+    path("<str:token>/generic", intake.generic_webhook, name="generic"),
 ]
 
 # Mounted at /alerts/ with namespace "alerts".

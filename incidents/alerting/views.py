@@ -1,5 +1,4 @@
-"""Alert intake endpoints (token in the URL, no session, no CSRF), the alerts page and
-the integration controls on a service's page."""
+"""The alerts page and the integration controls on a service's page."""
 
 from __future__ import annotations
 
@@ -8,18 +7,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents import selectors
-from incidents.alerting import parsers
 from incidents.alerting.services import (
-    alerts_ingest,
     integration_create,
-    integration_for_token,
     integration_rotate,
 )
 from incidents.models import Alert, AlertStatus, Integration, IntegrationKind, Service
@@ -28,98 +23,6 @@ from incidents.permissions import (
     incident_can_view_unrestricted,
     incidents_visible_to,
 )
-
-# --- Intake ---------------------------------------------------------------------------
-
-
-def _not_found() -> JsonResponse:
-    return JsonResponse({"status": "not found", "message": "No such integration."}, status=404)
-
-
-def _invalid(error: parsers.InvalidEvent) -> JsonResponse:
-    return JsonResponse(
-        {"status": "invalid event", "message": error.message, "errors": error.errors}, status=400
-    )
-
-
-def _read_body(request: HttpRequest) -> bytes:
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    too_big = parsers.InvalidEvent(f"The body is larger than {parsers.MAX_BODY_BYTES // 1024} KB.")
-    if declared > parsers.MAX_BODY_BYTES:
-        raise too_big
-    body = request.read(parsers.MAX_BODY_BYTES + 1)
-    if len(body) > parsers.MAX_BODY_BYTES:
-        raise too_big
-    return body
-
-
-def _receive(request: HttpRequest, token: str, kind: str) -> JsonResponse:
-    integration = integration_for_token(token)
-    if integration is None or integration.kind != kind:
-        return _not_found()
-    try:
-        body = _read_body(request)
-        if kind == IntegrationKind.ALERTMANAGER:
-            events = parsers.parse_alertmanager(body)
-        elif kind == IntegrationKind.PAGERDUTY:
-            events = [parsers.parse_pagerduty(body)[0]]
-        else:
-            events = parsers.parse_generic(body, integration.field_mapping)
-    except parsers.InvalidEvent as error:
-        return _invalid(error)
-    results = alerts_ingest(integration=integration, events=events)
-    if kind == IntegrationKind.ALERTMANAGER:
-        return JsonResponse({"status": "success", "alerts": len(results)})
-    return JsonResponse(
-        {"status": "success", "message": "Event processed", "dedup_key": results[0].dedup_key},
-        status=202,
-    )
-
-
-@csrf_exempt
-@require_POST
-def alertmanager_webhook(request: HttpRequest, token: str) -> JsonResponse:
-    return _receive(request, token, IntegrationKind.ALERTMANAGER)
-
-
-@csrf_exempt
-@require_POST
-def pagerduty_events(request: HttpRequest, token: str) -> JsonResponse:
-    return _receive(request, token, IntegrationKind.PAGERDUTY)
-
-
-@csrf_exempt
-@require_POST
-def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
-    """PagerDuty's own shape: one URL, the token in the body's routing_key."""
-    try:
-        body = _read_body(request)
-        _, routing_key = parsers.parse_pagerduty(body)
-    except parsers.InvalidEvent as error:
-        return _invalid(error)
-    if not routing_key:
-        return _invalid(
-            parsers.InvalidEvent("Event object is invalid", ["routing_key is required."])
-        )
-    integration = integration_for_token(routing_key)
-    if integration is None or integration.kind != IntegrationKind.PAGERDUTY:
-        return _not_found()
-    event, _ = parsers.parse_pagerduty(body)
-    result = alerts_ingest(integration=integration, events=[event])[0]
-    return JsonResponse(
-        {"status": "success", "message": "Event processed", "dedup_key": result.dedup_key},
-        status=202,
-    )
-
-
-@csrf_exempt
-@require_POST
-def generic_webhook(request: HttpRequest, token: str) -> JsonResponse:
-    return _receive(request, token, IntegrationKind.GENERIC)
-
 
 # --- Alerts page ----------------------------------------------------------------------
 

@@ -1,0 +1,5 @@
+"""Status page models. Imported at the bottom of incidents/models.py."""
+
+from __future__ import annotations
+
+from django.db import models  # noqa: F401

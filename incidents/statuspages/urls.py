@@ -1,0 +1,5 @@
+"""Mounted at /status/ with namespace "status"."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
