@@ -383,6 +383,7 @@ class IntegrationKind(models.TextChoices):
     ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
     PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
     GENERIC = "generic", "Generic JSON webhook"
+    HEARTBEAT = "heartbeat", "Heartbeat monitor"
 
 
 class Integration(models.Model):
@@ -470,5 +471,7 @@ class Alert(models.Model):
         return self.status != AlertStatus.RESOLVED
 
 
-# Status page models live in their own module but belong to this app (and its migrations).
+# Models kept in their own modules but belonging to this app (and its migrations).
+from incidents.alerting.heartbeat_models import *  # noqa: E402, F401, F403
 from incidents.statuspages.models import *  # noqa: E402, F401, F403
+from incidents.statuspages.subscriber_models import *  # noqa: E402, F401, F403
