@@ -1,0 +1,154 @@
+"""Rendered status pages kept in the cache, ready to send.
+
+Status pages are hit hardest exactly when something is broken, so each rendering (page,
+history pages, JSON summary, badge, feed) is stored once as the finished body plus the
+headers a conditional GET needs, under one key. `StatusPageCacheMiddleware` answers public
+pages from that key before sessions, authentication or the database are touched; the views
+fill it. Every publish, status change or maintenance change drops the page's keys
+(`page_cache_forget`), so a reader sees a change on the next request; the short TTL only
+covers what changes with the clock alone (the day rolling over in the history bars).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
+
+log = logging.getLogger(__name__)
+
+CACHE_TTL = 60
+# History pages beyond this are rendered on demand: nobody stampedes page 7 of the history.
+HISTORY_PAGES_CACHED = 5
+VARIANTS = ("page", "summary.json", "badge.svg", "feed.atom") + tuple(
+    f"history:{n}" for n in range(1, HISTORY_PAGES_CACHED + 1)
+)
+
+
+def cache_key(slug: str, variant: str) -> str:
+    return f"statuspage:{slug}:{variant}"
+
+
+def page_cache_forget(page) -> None:
+    keys = [cache_key(page.slug, v) for v in VARIANTS]
+    try:
+        cache.delete_many(keys)
+    except Exception as exc:  # entries expire within CACHE_TTL anyway
+        log.warning("Could not drop cached status page %s: %s", page.slug, exc)
+
+
+def cache_get(slug: str, variant: str) -> dict | None:
+    try:
+        return cache.get(cache_key(slug, variant))
+    except Exception as exc:  # the cache is an optimisation: render instead
+        log.warning("Status page cache unavailable: %s", exc)
+        return None
+
+
+def make_entry(
+    *,
+    body: bytes,
+    content_type: str,
+    last_modified: datetime | None,
+    public: bool,
+    extra_headers: dict[str, str] | None = None,
+) -> dict:
+    return {
+        "body": body,
+        "content_type": content_type,
+        "etag": '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"',
+        "last_modified": int(last_modified.timestamp()) if last_modified else None,
+        "public": public,
+        "headers": extra_headers or {},
+    }
+
+
+def cached_or_render(slug: str, variant: str, render: Callable[[], dict]) -> dict:
+    entry = cache_get(slug, variant)
+    if entry is None:
+        entry = render()
+        try:
+            cache.set(cache_key(slug, variant), entry, CACHE_TTL)
+        except Exception as exc:
+            log.warning("Status page cache unavailable: %s", exc)
+    return entry
+
+
+def entry_response(request: HttpRequest, entry: dict) -> HttpResponse:
+    """The stored rendering as a response, or 304 when the client's copy is current."""
+    response = HttpResponse(entry["body"], content_type=entry["content_type"])
+    response["ETag"] = entry["etag"]
+    if entry["last_modified"] is not None:
+        response["Last-Modified"] = http_date(entry["last_modified"])
+    # Revalidate every time (cheap: a 304 from the cache) so a change is seen at once.
+    response["Cache-Control"] = ("public" if entry["public"] else "private") + ", no-cache"
+    if not entry["public"]:
+        response["Vary"] = "Cookie"
+    for name, value in entry["headers"].items():
+        response[name] = value
+    conditional = get_conditional_response(
+        request,
+        etag=entry["etag"],
+        last_modified=entry["last_modified"],
+        response=response,
+    )
+    if request.method == "HEAD":
+        conditional.content = b""
+    return conditional
+
+
+_path_re: re.Pattern | None = None
+
+
+def _status_path_re() -> re.Pattern:
+    global _path_re
+    if _path_re is None:
+        prefix = reverse("status:index")
+        _path_re = re.compile(
+            "^" + re.escape(prefix) + r"(?P<slug>[-a-zA-Z0-9_]+)/"
+            r"(?:(?P<file>summary\.json|badge\.svg|feed\.atom)|(?P<history>history/))?$"
+        )
+    return _path_re
+
+
+class StatusPageCacheMiddleware:
+    """Serve public status pages straight from the cache, ahead of the session,
+    authentication, CSRF and messages middleware (none of which a public page needs).
+
+    Only entries rendered for a public page are served here; internal pages and cache
+    misses fall through to the views, which check permissions and fill the cache."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD"):
+            match = _status_path_re().match(request.path_info)
+            if match is not None:
+                variant = self._variant(request, match)
+                if variant is not None:
+                    entry = cache_get(match["slug"], variant)
+                    if entry is not None and entry["public"]:
+                        return entry_response(request, entry)
+        return self.get_response(request)
+
+    @staticmethod
+    def _variant(request: HttpRequest, match: re.Match) -> str | None:
+        if match["file"]:
+            return match["file"]
+        if match["history"]:
+            page = request.GET.get("page", "1")
+            if len(request.GET) > 1 or not page.isdigit():
+                return None
+            if not 1 <= int(page) <= HISTORY_PAGES_CACHED:
+                return None
+            return f"history:{int(page)}"
+        return "page" if not request.GET else None
