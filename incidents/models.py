@@ -447,6 +447,21 @@ class Alert(models.Model):
     incident = models.ForeignKey(
         Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
     )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # Null with acknowledged_at set: acknowledged by the monitoring tool, not a person.
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # The rule that decided what this alert did (null: the default behaviour applied).
+    rule = models.ForeignKey(
+        "AlertRule", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # It arrived while its service was in a maintenance window: recorded, nobody paged.
+    in_maintenance = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-last_seen", "-pk"]
@@ -469,6 +484,87 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status != AlertStatus.RESOLVED
+
+
+class RuleAction(models.TextChoices):
+    OPEN = "open", "Open or join an incident"
+    RECORD = "record", "Record the alert only"
+
+
+class RuleGrouping(models.TextChoices):
+    GROUP_KEY = "group_key", "Same Alertmanager group joins one incident"
+    WINDOW = "window", "Alerts within a time window join one incident"
+    NONE = "none", "Every alert opens its own incident"
+
+
+class AlertRule(models.Model):
+    """What a new alert on a service does. A service's rules are tried in `position`
+    order and the first whose matchers all hold decides; with no rules the default
+    applies (critical and error open an incident, warning and info are recorded).
+
+    `matchers` is a list of {"field", "op", "value"} written by
+    `incidents.alerting.matchers` (which also checks and evaluates them).
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="alert_rules")
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100, blank=True)
+    matchers = models.JSONField(default=list, blank=True)
+    action = models.CharField(max_length=10, choices=RuleAction.choices, default=RuleAction.OPEN)
+    severity = models.ForeignKey(
+        Severity, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    grouping = models.CharField(
+        max_length=10, choices=RuleGrouping.choices, default=RuleGrouping.GROUP_KEY
+    )
+    # Null: ALERT_GROUPING_WINDOW_MINUTES.
+    window_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    auto_resolve = models.BooleanField(
+        default=False, help_text="Resolve the incident when all of its alerts have resolved."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["service", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name or f"Rule {self.position + 1} on {self.service}"
+
+
+class MaintenanceWindow(models.Model):
+    """A planned spell in which a service's alerts are recorded but open nothing."""
+
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="maintenance_windows"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["starts_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="maintenance_ends_after_start"
+            )
+        ]
+        indexes = [models.Index(fields=["service", "ends_at"], name="maintenance_service_end")]
+
+    def __str__(self) -> str:
+        return f"Maintenance on {self.service}: {self.reason}"
+
+    def is_active_at(self, at) -> bool:
+        return self.cancelled_at is None and self.starts_at <= at < self.ends_at
 
 
 # Models kept in their own modules but belonging to this app (and its migrations).

@@ -2,35 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from incidents.alerting.matchers import AlertFacts, all_hold
 from incidents.alerting.parsers import ACKNOWLEDGE, RESOLVE, TRIGGER, AlertEvent
 from incidents.models import (
     OPEN_STATUSES,
     Alert,
+    AlertRule,
     AlertSeverity,
     AlertStatus,
     DetectionSource,
     Incident,
+    IncidentStatus,
     Integration,
     IntegrationKind,
+    MaintenanceWindow,
+    RuleAction,
+    RuleGrouping,
     Service,
     Severity,
     TimelineKind,
 )
-from incidents.services import _lock, incident_declare, timeline_record
+from incidents.services import (
+    IncidentRefused,
+    _lock,
+    _name,
+    incident_declare,
+    incident_transition,
+    timeline_record,
+)
 
-# Alerts of these severities open (or join) an incident; the rest are recorded only.
+# With no rule that matches, alerts of these severities open (or join) an incident at
+# this severity; the rest are recorded only.
 PAGING_SEVERITIES = {AlertSeverity.CRITICAL: "SEV1", AlertSeverity.ERROR: "SEV2"}
+# Most severe first: a repeat that moves up this list may have to open an incident.
+SEVERITY_RANK = {s: i for i, s in enumerate(AlertSeverity.values)}
 
 
 def _window() -> timedelta:
@@ -83,6 +101,148 @@ class IngestResult:
     dedup_key: str
 
 
+class _TimelineBatch:
+    """Timeline entries a request owes its incidents, written once per incident at the end.
+
+    An Alertmanager notification can carry a hundred alerts of one group: the incident
+    gets one entry saying so, not a hundred, and its row lock is taken once.
+    """
+
+    def __init__(self, actor=None):
+        self.actor = actor
+        self.fired: dict[int, list[tuple[Alert, bool]]] = defaultdict(list)  # (alert, opened)
+        self.resolved: dict[int, list[Alert]] = defaultdict(list)
+
+    def flush(self) -> None:
+        """Call inside the transaction that changed the alerts. Locks each incident in id
+        order (so two requests never wait on each other's incidents crosswise)."""
+        for incident_id in sorted(set(self.fired) | set(self.resolved)):
+            incident = Incident.objects.select_for_update().get(pk=incident_id)
+            if self.fired.get(incident_id):
+                _record_fired(incident, self.fired[incident_id])
+            if self.resolved.get(incident_id):
+                _record_resolved(incident, self.resolved[incident_id], actor=self.actor)
+        self.fired.clear()
+        self.resolved.clear()
+
+
+def _titles(alerts: list[Alert], limit: int = 5) -> str:
+    shown = "; ".join(a.title for a in alerts[:limit])
+    more = len(alerts) - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _record_fired(incident: Incident, fired: list[tuple[Alert, bool]]) -> None:
+    alerts = [alert for alert, _ in fired]
+    verb = "opened" if any(opened for _, opened in fired) else "joined"
+    if len(alerts) == 1:
+        alert = alerts[0]
+        body = f"{alert.get_severity_display()} alert fired and {verb} this incident: {alert.title}"
+    else:
+        body = f"{len(alerts)} alerts fired and {verb} this incident: {_titles(alerts)}"
+    timeline_record(
+        incident=incident,
+        kind=TimelineKind.ALERT,
+        actor=None,
+        body=body,
+        data={
+            "alert": alerts[0].pk,
+            "alerts": [a.pk for a in alerts],
+            "event": "fired",
+            "severity": alerts[0].severity,
+        },
+    )
+
+
+def _record_resolved(incident: Incident, alerts: list[Alert], *, actor) -> None:
+    if len(alerts) == 1:
+        body = (
+            f"{_name(actor)} resolved the alert: {alerts[0].title}"
+            if actor is not None
+            else f"Alert resolved: {alerts[0].title}"
+        )
+    else:
+        who = f"{_name(actor)} resolved" if actor is not None else "Resolved"
+        body = f"{who} {len(alerts)} alerts: {_titles(alerts)}"
+    timeline_record(
+        incident=incident,
+        kind=TimelineKind.ALERT,
+        actor=actor,
+        body=body,
+        data={"alert": alerts[0].pk, "alerts": [a.pk for a in alerts], "event": "resolved"},
+    )
+    if incident.alerts.exclude(status=AlertStatus.RESOLVED).exists():
+        return
+    total = incident.alerts.count()
+    auto = incident.is_open and incident.alerts.filter(rule__auto_resolve=True).exists()
+    body = (
+        "All alerts on this incident have resolved."
+        if total != 1
+        else "The alert on this incident has resolved."
+    )
+    if auto:
+        body += " Its routing rule resolves the incident automatically."
+    timeline_record(
+        incident=incident,
+        kind=TimelineKind.ALERT,
+        actor=None,
+        body=body,
+        data={"event": "all_resolved", "alerts": total, "auto_resolve": auto},
+    )
+    if auto:
+        # If someone moved it meanwhile, their word stands.
+        with contextlib.suppress(IncidentRefused):
+            incident_transition(incident=incident, actor=None, to_status=IncidentStatus.RESOLVED)
+
+
+# --- Intake ------------------------------------------------------------------------------
+
+
+def alerts_ingest(*, integration: Integration, events: list[AlertEvent]) -> list[IngestResult]:
+    """Apply a request's events in one transaction: all of them or none.
+
+    Locks, cheapest first: a repeat of an open alert is one conditional UPDATE and takes no
+    lock beyond that row; a new alert takes its service's row lock only when it may open
+    an incident; the timeline is written at the end, one entry per incident.
+    """
+    with transaction.atomic():
+        batch = _TimelineBatch()
+        results = [_ingest_one(integration, event, batch) for event in events]
+        batch.flush()
+    return results
+
+
+def _at_or_below(severity: str) -> list[str]:
+    """Severities no more severe than this one (an unknown one counts as a warning)."""
+    rank = SEVERITY_RANK.get(severity, SEVERITY_RANK[AlertSeverity.WARNING])
+    return [s for s, r in SEVERITY_RANK.items() if r <= rank]
+
+
+def _repeat_fields(event: AlertEvent, now) -> dict:
+    fields: dict = {"times_seen": F("times_seen") + 1, "last_seen": now, "payload": event.payload}
+    if event.title:
+        fields["title"] = event.title
+    if event.labels:
+        fields["labels"] = event.labels
+    if event.annotations:
+        fields["annotations"] = event.annotations
+    return fields
+
+
+def _touch_open(integration: Integration, event: AlertEvent, now) -> int:
+    """Count a repeat of an open alert in one UPDATE; returns how many rows it changed.
+
+    Skips (returns 0 for) an open alert whose severity this repeat raises while it is in
+    no incident: that one must be routed again, under its row lock.
+    """
+    return (
+        Alert.objects.filter(integration=integration, dedup_key=event.dedup_key)
+        .exclude(status=AlertStatus.RESOLVED)
+        .filter(Q(incident__isnull=False) | Q(severity__in=_at_or_below(event.severity)))
+        .update(**_repeat_fields(event, now))
+    )
+
+
 def _open_alert(integration: Integration, key: str) -> Alert | None:
     return (
         Alert.objects.select_for_update()
@@ -92,34 +252,16 @@ def _open_alert(integration: Integration, key: str) -> Alert | None:
     )
 
 
-def alerts_ingest(*, integration: Integration, events: list[AlertEvent]) -> list[IngestResult]:
-    """Apply a request's events in one transaction: all of them or none."""
-    with transaction.atomic():
-        return [_ingest_one(integration, event) for event in events]
-
-
-def _touch_open(integration: Integration, event: AlertEvent, now) -> int:
-    """Count a repeat of an open alert in one UPDATE; returns how many rows it changed."""
-    fields: dict = {"times_seen": F("times_seen") + 1, "last_seen": now, "payload": event.payload}
-    if event.title:
-        fields["title"] = event.title
-    if event.labels:
-        fields["labels"] = event.labels
-    if event.annotations:
-        fields["annotations"] = event.annotations
-    return (
-        Alert.objects.filter(integration=integration, dedup_key=event.dedup_key)
-        .exclude(status=AlertStatus.RESOLVED)
-        .update(**fields)
-    )
-
-
-def _ingest_one(integration: Integration, event: AlertEvent) -> IngestResult:
+def _ingest_one(integration: Integration, event: AlertEvent, batch: _TimelineBatch):
     now = timezone.now()
     if event.action == TRIGGER:
         # The common case in a storm is a repeat: one statement, no read first.
         if _touch_open(integration, event, now):
             return IngestResult(None, False, event.dedup_key)
+        rising = _open_alert(integration, event.dedup_key)
+        if rising is not None:
+            _repeat_rising(rising, event, now, batch)
+            return IngestResult(rising, False, event.dedup_key)
         try:
             # A savepoint, so losing the race to a concurrent trigger with the same key
             # (the partial unique index) leaves the request's transaction usable.
@@ -139,12 +281,10 @@ def _ingest_one(integration: Integration, event: AlertEvent) -> IngestResult:
                     last_seen=now,
                 )
         except IntegrityError:
-            # The winner committed its row: count this one as a repeat (or, if it was
-            # resolved in between, start again).
-            if _touch_open(integration, event, now):
-                return IngestResult(None, False, event.dedup_key)
-            return _ingest_one(integration, event)
-        _route(alert)
+            # The winner committed its row: go again, now as a repeat (or, if it was
+            # resolved in between, as a new alert).
+            return _ingest_one(integration, event, batch)
+        _route(alert, batch, now)
         return IngestResult(alert, True, event.dedup_key)
 
     alert = _open_alert(integration, event.dedup_key)
@@ -152,58 +292,129 @@ def _ingest_one(integration: Integration, event: AlertEvent) -> IngestResult:
         return IngestResult(None, False, event.dedup_key)
     if event.action == ACKNOWLEDGE:
         if alert.status == AlertStatus.FIRING:
-            alert.status = AlertStatus.ACKNOWLEDGED
-            alert.last_seen = now
-            alert.save(update_fields=["status", "last_seen"])
+            _acknowledge(alert, actor=None, now=now)
     elif event.action == RESOLVE:
-        alert.status = AlertStatus.RESOLVED
-        alert.resolved_at = now
-        alert.last_seen = now
-        alert.save(update_fields=["status", "resolved_at", "last_seen"])
-        if alert.incident_id:
-            _record_resolution(alert)
+        _resolve(alert, now=now, batch=batch)
     return IngestResult(alert, False, event.dedup_key)
 
 
-def _route(alert: Alert) -> None:
-    """Open or join an incident for a new alert that should wake someone up."""
-    sev_name = PAGING_SEVERITIES.get(alert.severity)
+def _repeat_rising(alert: Alert, event: AlertEvent, now, batch: _TimelineBatch) -> None:
+    """A repeat of an open alert (row locked) that _touch_open skipped: it may have just
+    become severe enough to open an incident. Routed here once: afterwards its stored
+    severity matches and repeats take the cheap path again."""
+    fields = _repeat_fields(event, now)
+    fields["times_seen"] = alert.times_seen + 1
+    rises = alert.incident_id is None and SEVERITY_RANK.get(event.severity, 9) < SEVERITY_RANK.get(
+        alert.severity, 9
+    )
+    if rises:
+        fields["severity"] = event.severity
+    for name, value in fields.items():
+        setattr(alert, name, value)
+    alert.save(update_fields=list(fields))
+    if rises:
+        _route(alert, batch, now)
+
+
+# --- Routing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """What a new alert does. `severity` None: it is recorded only."""
+
+    rule: AlertRule | None
+    severity: Severity | None
+    grouping: str  # a RuleGrouping, or "default": same group first, then the window
+    window: timedelta
+
+
+DEFAULT_GROUPING = "default"
+
+
+def default_severity_for(alert_severity: str) -> Severity | None:
+    """The incident severity an alert opens with no rule: SEV1/SEV2 by name; if an
+    administrator renamed them, the closest level that exists."""
+    sev_name = PAGING_SEVERITIES.get(alert_severity)
     if sev_name is None:
-        return
-    # SEV1/SEV2 by name; if an administrator renamed them, the closest level that exists.
-    severity = (
+        return None
+    return (
         Severity.objects.filter(name=sev_name).first()
         or Severity.objects.filter(level__gte=1 if sev_name == "SEV1" else 2).first()
         or Severity.objects.order_by("-level").first()
     )
-    if severity is None:  # no severities configured: the alert is recorded only
-        return
-    # One router per service at a time, so two alerts arriving together open one incident.
-    Service.objects.select_for_update().filter(pk=alert.service_id).first()
-    incident = _incident_to_join(alert)
-    if incident is None:
-        incident = incident_declare(
-            declared_by=None,
-            title=alert.title[:200] or "Alert",
-            severity=severity,
-            detection_source=DetectionSource.ALERT,
-            services=[alert.service],
-            summary=_summary(alert),
-            page=True,
-        )
-        verb = "opened this incident"
-    else:
-        verb = "joined this incident"
-    alert.incident = incident
-    alert.save(update_fields=["incident"])
-    incident = _lock(incident)
-    timeline_record(
-        incident=incident,
-        kind=TimelineKind.ALERT,
-        actor=None,
-        body=f"{alert.get_severity_display()} alert fired and {verb}: {alert.title}",
-        data={"alert": alert.pk, "event": "fired", "severity": alert.severity},
+
+
+def alert_facts(alert: Alert) -> AlertFacts:
+    return AlertFacts(
+        title=alert.title,
+        severity=alert.severity,
+        source=alert.source,
+        group_key=alert.group_key,
+        integration=alert.integration.kind,
+        labels=alert.labels,
+        annotations=alert.annotations,
     )
+
+
+def route_decision(*, alert: Alert, rules: list[AlertRule] | None = None) -> RouteDecision:
+    """The first of the service's rules whose matchers all hold decides; with none that
+    matches, the default (critical and error open an incident, the rest are recorded)."""
+    if rules is None:
+        rules = list(AlertRule.objects.filter(service=alert.service_id).select_related("severity"))
+    facts = alert_facts(alert)
+    for rule in rules:
+        if all_hold(rule.matchers, facts):
+            window = timedelta(minutes=rule.window_minutes) if rule.window_minutes else _window()
+            severity = rule.severity if rule.action == RuleAction.OPEN else None
+            return RouteDecision(rule, severity, rule.grouping, window)
+    return RouteDecision(None, default_severity_for(alert.severity), DEFAULT_GROUPING, _window())
+
+
+def service_in_maintenance(*, service_id: int, at) -> MaintenanceWindow | None:
+    return (
+        MaintenanceWindow.objects.filter(
+            service=service_id, cancelled_at__isnull=True, starts_at__lte=at, ends_at__gt=at
+        )
+        .order_by("ends_at")
+        .first()
+    )
+
+
+def _route(alert: Alert, batch: _TimelineBatch, now) -> None:
+    """Open or join an incident for an alert that may wake someone up (row written by
+    this transaction). Joining an open incident takes no service lock; opening one does."""
+    if service_in_maintenance(service_id=alert.service_id, at=now) is not None:
+        alert.in_maintenance = True
+        alert.save(update_fields=["in_maintenance"])
+        return
+    decision = route_decision(alert=alert)
+    alert.rule = decision.rule
+    if decision.severity is None:
+        if decision.rule is not None:
+            alert.save(update_fields=["rule"])
+        return
+    incident_id = _incident_to_join(alert, decision)
+    opened = False
+    if incident_id is None:
+        # One opener per service at a time, so two alerts arriving together open one
+        # incident: the second looks again once the first has committed.
+        Service.objects.select_for_update().filter(pk=alert.service_id).first()
+        incident_id = _incident_to_join(alert, decision)
+        if incident_id is None:
+            incident_id = incident_declare(
+                declared_by=None,
+                title=alert.title[:200] or "Alert",
+                severity=decision.severity,
+                detection_source=DetectionSource.ALERT,
+                services=[alert.service],
+                summary=_summary(alert),
+                page=True,
+            ).pk
+            opened = True
+    alert.incident_id = incident_id
+    alert.save(update_fields=["incident", "rule"])
+    batch.fired[incident_id].append((alert, opened))
 
 
 def _summary(alert: Alert) -> str:
@@ -214,45 +425,224 @@ def _summary(alert: Alert) -> str:
     return "\n\n".join(lines)
 
 
-def _incident_to_join(alert: Alert) -> Incident | None:
+def _incident_to_join(alert: Alert, decision: RouteDecision) -> int | None:
+    if decision.grouping == RuleGrouping.NONE:
+        return None
     open_alerts = Alert.objects.filter(incident__status__in=OPEN_STATUSES).exclude(pk=alert.pk)
-    if alert.group_key:
+    if alert.group_key and decision.grouping in (RuleGrouping.GROUP_KEY, DEFAULT_GROUPING):
         same_group = (
             open_alerts.filter(integration=alert.integration_id, group_key=alert.group_key)
             .exclude(status=AlertStatus.RESOLVED)
             .order_by("-last_seen")
+            .values_list("incident_id", flat=True)
             .first()
         )
         if same_group is not None:
-            return same_group.incident
-    recent = (
-        open_alerts.filter(service=alert.service_id, last_seen__gte=alert.first_seen - _window())
-        .order_by("-last_seen")
-        .first()
+            return same_group
+    if decision.grouping in (RuleGrouping.WINDOW, DEFAULT_GROUPING):
+        # Alerts routed by the same rule (or all by the default) within the window.
+        return (
+            open_alerts.filter(
+                service=alert.service_id,
+                rule=decision.rule,
+                last_seen__gte=alert.first_seen - decision.window,
+            )
+            .order_by("-last_seen")
+            .values_list("incident_id", flat=True)
+            .first()
+        )
+    return None
+
+
+# --- What people (and monitoring tools) do to an alert ------------------------------------
+
+
+def _stop_paging(incident: Incident, *, actor, now) -> int:
+    """Acknowledge the incident's running escalations. Caller holds the incident's lock.
+
+    A person goes through oncall's escalation_acknowledge (its event writes "X acknowledged
+    the page" on the timeline). A monitoring tool is nobody oncall can name, so its
+    acknowledgement stops the escalation the same way without a person.
+    """
+    from incidents.paging import subject_key
+    from oncall import services as oncall
+    from oncall.models import Escalation
+
+    running = list(
+        Escalation.objects.select_for_update().filter(
+            subject_key=subject_key(incident), state=Escalation.State.ACTIVE
+        )
     )
-    return recent.incident if recent is not None else None
+    for escalation in running:
+        if actor is not None:
+            with contextlib.suppress(oncall.PagingRefused):  # ended meanwhile
+                oncall.escalation_acknowledge(escalation=escalation, user=actor, via="alerts page")
+            continue
+        escalation.state = Escalation.State.ACKNOWLEDGED
+        escalation.acknowledged_at = now
+        escalation.next_step_at = None
+        escalation.ended_at = now
+        escalation.save()
+        oncall._cancel_pending(escalation)
+    return len(running)
 
 
-def _record_resolution(alert: Alert) -> None:
-    incident = _lock(alert.incident)
+def _acknowledge(alert: Alert, *, actor, now) -> None:
+    """Caller holds the alert's row lock and has checked it is firing."""
+    alert.status = AlertStatus.ACKNOWLEDGED
+    alert.acknowledged_at = now
+    alert.acknowledged_by = actor
+    alert.last_seen = now if actor is None else alert.last_seen
+    alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "last_seen"])
+    if alert.incident_id is None:
+        return
+    incident = Incident.objects.select_for_update().get(pk=alert.incident_id)
+    stopped = _stop_paging(incident, actor=actor, now=now)
+    if incident.acknowledged_at is None:
+        incident.acknowledged_at = now
+        incident.save(update_fields=["acknowledged_at"])
+    who = _name(actor) if actor is not None else "The monitoring tool"
+    body = f"{who} acknowledged the alert: {alert.title}."
+    if stopped:
+        body += " Paging stopped."
     timeline_record(
         incident=incident,
         kind=TimelineKind.ALERT,
-        actor=None,
-        body=f"Alert resolved: {alert.title}",
-        data={"alert": alert.pk, "event": "resolved"},
+        actor=actor,
+        body=body,
+        data={"alert": alert.pk, "event": "acknowledged", "paging_stopped": stopped},
     )
-    remaining = incident.alerts.exclude(status=AlertStatus.RESOLVED).count()
-    if remaining == 0:
-        total = incident.alerts.count()
+
+
+def _resolve(alert: Alert, *, now, batch: _TimelineBatch) -> None:
+    """Caller holds the alert's row lock and has checked it is open."""
+    alert.status = AlertStatus.RESOLVED
+    alert.resolved_at = now
+    alert.last_seen = now
+    alert.save(update_fields=["status", "resolved_at", "last_seen"])
+    if alert.incident_id:
+        batch.resolved[alert.incident_id].append(alert)
+
+
+def alert_acknowledge(*, alert: Alert, actor=None) -> bool:
+    """Acknowledge a firing alert. If it belongs to an incident, that incident's paging
+    stops (its running escalations are acknowledged) and the timeline says so.
+
+    The same path as a PagerDuty `acknowledge` event (actor None: the monitoring tool).
+    Idempotent: an alert already acknowledged or resolved changes nothing; returns whether
+    anything changed. Takes the alert's row lock, then the incident's.
+    """
+    with transaction.atomic():
+        locked = Alert.objects.select_for_update().filter(pk=alert.pk).first()
+        if locked is None or locked.status != AlertStatus.FIRING:
+            return False
+        _acknowledge(locked, actor=actor, now=timezone.now())
+    return True
+
+
+def alert_resolve(*, alert: Alert, actor=None) -> bool:
+    """Resolve an open alert: the same path as a `resolve` event or Alertmanager's resolved
+    notification (the timeline notes it; when the incident's last alert resolves it says
+    so, and a rule with auto-resolve resolves the incident through incident_transition).
+
+    Idempotent: a resolved alert changes nothing; returns whether anything changed.
+    Takes the alert's row lock, then the incident's.
+    """
+    with transaction.atomic():
+        locked = Alert.objects.select_for_update().filter(pk=alert.pk).first()
+        if locked is None or locked.status == AlertStatus.RESOLVED:
+            return False
+        batch = _TimelineBatch(actor=actor)
+        _resolve(locked, now=timezone.now(), batch=batch)
+        batch.flush()
+    return True
+
+
+def alert_attach(*, alerts, incident: Incident, actor) -> int:
+    """Attach alerts to an existing incident (moving them from another one if need be);
+    one timeline entry names them. Returns how many were attached: alerts already on this
+    incident are left alone, so repeating the request changes nothing.
+
+    Locks the alerts (in id order), then the incident, the same order as intake.
+    Refuses a closed incident with IncidentRefused.
+    """
+    with transaction.atomic():
+        locked = list(
+            Alert.objects.select_for_update()
+            .filter(pk__in=[a.pk for a in alerts])
+            .exclude(incident=incident.pk)
+            .order_by("pk")
+        )
+        incident = _lock(incident)
+        if incident.status == IncidentStatus.CLOSED:
+            raise IncidentRefused("A closed incident cannot take more alerts.")
+        if not locked:
+            return 0
+        Alert.objects.filter(pk__in=[a.pk for a in locked]).update(incident=incident)
+        noun = "an alert" if len(locked) == 1 else f"{len(locked)} alerts"
         timeline_record(
             incident=incident,
             kind=TimelineKind.ALERT,
-            actor=None,
-            body=(
-                "All alerts on this incident have resolved."
-                if total != 1
-                else "The alert on this incident has resolved."
-            ),
-            data={"event": "all_resolved", "alerts": total},
+            actor=actor,
+            body=f"{_name(actor)} attached {noun} to this incident: {_titles(locked)}",
+            data={"alert": locked[0].pk, "alerts": [a.pk for a in locked], "event": "attached"},
         )
+    return len(locked)
+
+
+def incident_declare_from_alert(
+    *,
+    alert: Alert,
+    actor,
+    severity: Severity | None = None,
+    title: str = "",
+    summary: str = "",
+) -> Incident:
+    """Declare an incident from an alert through incident_declare (which starts the
+    service's escalation) and attach the alert to it.
+
+    Severity: the given one, else what the alert's routing would choose, else the least
+    severe level. Refuses (IncidentRefused) an alert already in an open incident, so a
+    double click declares once. Takes the alert's row lock for the whole of it.
+    """
+    with transaction.atomic():
+        locked = (
+            Alert.objects.select_for_update()
+            .select_related("integration", "service")
+            .filter(pk=alert.pk)
+            .first()
+        )
+        if locked is None:
+            raise IncidentRefused("That alert no longer exists.")
+        if locked.incident_id is not None:
+            current = Incident.objects.get(pk=locked.incident_id)
+            if current.is_open:
+                raise IncidentRefused(f"This alert is already part of {current.reference}.")
+        severity = (
+            severity
+            or route_decision(alert=locked).severity
+            or default_severity_for(locked.severity)
+            or Severity.objects.order_by("-level").first()
+        )
+        if severity is None:
+            raise IncidentRefused("No severities are configured.")
+        incident = incident_declare(
+            declared_by=actor,
+            title=(title or locked.title)[:200] or "Alert",
+            severity=severity,
+            detection_source=DetectionSource.ALERT,
+            services=[locked.service],
+            summary=summary or _summary(locked),
+            page=True,
+        )
+        locked.incident = incident
+        locked.save(update_fields=["incident"])
+        incident = _lock(incident)
+        timeline_record(
+            incident=incident,
+            kind=TimelineKind.ALERT,
+            actor=actor,
+            body=f"{_name(actor)} declared this incident from the alert: {locked.title}",
+            data={"alert": locked.pk, "event": "declared_from", "severity": locked.severity},
+        )
+    return incident
