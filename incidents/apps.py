@@ -10,3 +10,6 @@ class IncidentsConfig(AppConfig):
 
         signals.connect_paging()
         signals.connect_severity_cache()
+        # Status page subscribers: connects their signal receivers and registers their
+        # Celery tasks (autodiscovery only looks in incidents/tasks.py).
+        from incidents.statuspages import subscriptions, tasks  # noqa: F401

@@ -1,0 +1,50 @@
+"""Thin, idempotent Celery tasks for status page subscribers and scheduled maintenance.
+
+Each takes ids; the services decide, with conditional UPDATEs, whether there is still
+anything to do, so a task delivered twice (or racing the beat's sweep) does nothing twice.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from incidents.statuspages import maintenance, subscriptions
+
+
+@shared_task
+def status_confirmation_send(subscriber_id: int, sent_at: str) -> bool:
+    return subscriptions.confirmation_email_send(subscriber_id=subscriber_id, sent_at=sent_at)
+
+
+@shared_task
+def status_event_fan_out(event_id: int) -> int:
+    """One task per event, whatever the number of subscribers; sending is batched."""
+    batches = subscriptions.status_event_fan_out(event_id=event_id)
+    for batch in batches:
+        status_deliveries_send.delay(batch)
+    return sum(len(b) for b in batches)
+
+
+@shared_task
+def status_deliveries_send(delivery_ids: list[int]) -> dict:
+    outcome = subscriptions.deliveries_send(delivery_ids=delivery_ids)
+    return {"sent": outcome.sent, "failed": outcome.failed, "skipped": outcome.skipped}
+
+
+@shared_task
+def status_tick() -> dict:
+    """The beat (STATUS_TICK_SECONDS): maintenance due now happens now; events and
+    deliveries that a lost message or a killed worker left behind are handed out again."""
+    from incidents.models import StatusDelivery
+
+    now = timezone.now()
+    counts = maintenance.maintenance_tick(now=now)
+    for event_id in subscriptions.events_not_fanned_out(now=now):
+        status_event_fan_out.delay(event_id)
+    counts["released"] = subscriptions.deliveries_release_stuck(now=now)
+    batches = subscriptions.deliveries_hand_over(StatusDelivery.objects.all(), now=now)
+    for batch in batches:
+        status_deliveries_send.delay(batch)
+    counts["enqueued"] = sum(len(b) for b in batches)
+    return counts
