@@ -188,6 +188,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "postmortems.tasks.action_item_reminders_sweep",
         "schedule": float(env_int("ACTION_ITEM_SWEEP_SECONDS", 900)),
     },
+    # Scheduled maintenance starts/completes on time; status-page deliveries a lost
+    # message or a killed worker left behind are handed out again.
+    "status-tick": {
+        "task": "incidents.statuspages.tasks.status_tick",
+        "schedule": float(env_int("STATUS_TICK_SECONDS", 30)),
+    },
 }
 
 # Database sessions read through the cache; signing in keeps working while Redis is down.
@@ -277,6 +283,18 @@ HANDOFF_NOTICE_MINUTES = env_int("HANDOFF_NOTICE_MINUTES", 60)
 # A new alert on a service joins that service's open incident if one of its alerts was
 # seen within this many minutes; otherwise it opens a new incident.
 ALERT_GROUPING_WINDOW_MINUTES = env_int("ALERT_GROUPING_WINDOW_MINUTES", 10)
+
+# --- Status page subscribers and maintenance -------------------------------------------
+STATUS_SUBSCRIBE_WINDOW_SECONDS = env_int("STATUS_SUBSCRIBE_WINDOW_SECONDS", 600)
+STATUS_SUBSCRIBE_PER_IP = env_int("STATUS_SUBSCRIBE_PER_IP", 10)  # per window
+STATUS_SUBSCRIBE_PER_ADDRESS = env_int("STATUS_SUBSCRIBE_PER_ADDRESS", 3)  # per window
+STATUS_CONFIRMATION_RESEND_MINUTES = env_int("STATUS_CONFIRMATION_RESEND_MINUTES", 15)
+STATUS_CONFIRMATION_MAX_AGE_HOURS = env_int("STATUS_CONFIRMATION_MAX_AGE_HOURS", 48)
+STATUS_DELIVERY_BATCH = env_int("STATUS_DELIVERY_BATCH", 50)  # deliveries per Celery task
+STATUS_DELIVERY_SWEEP_LIMIT = env_int("STATUS_DELIVERY_SWEEP_LIMIT", 10000)
+STATUS_DELIVERY_MAX_ATTEMPTS = env_int("STATUS_DELIVERY_MAX_ATTEMPTS", 6)
+STATUS_DELIVERY_BACKOFF_SECONDS = env_int("STATUS_DELIVERY_BACKOFF_SECONDS", 10)
+STATUS_MAINTENANCE_NOTICE_MINUTES = env_int("STATUS_MAINTENANCE_NOTICE_MINUTES", 60)
 
 # --- Postmortems and action items -------------------------------------------------------
 ACTION_ITEM_DUE_SOON_DAYS = env_int("ACTION_ITEM_DUE_SOON_DAYS", 7)
