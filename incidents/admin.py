@@ -1,7 +1,15 @@
 from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
-from incidents.models import Incident, IncidentType, Service, Severity
+from incidents.models import (
+    Alert,
+    HeartbeatMonitor,
+    Incident,
+    IncidentType,
+    Integration,
+    Service,
+    Severity,
+)
 from incidents.permissions import incidents_visible_to
 
 admin.site.site_header = "Firebreak configuration"
@@ -49,3 +57,111 @@ class IncidentAdmin(GuardedModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deleting an incident would delete its audit log; incidents are closed, not deleted.
         return False
+
+
+# --- Alerting ----------------------------------------------------------------------------
+# Integrations, alerts and heartbeats change through the service page and the alerts page;
+# here they are for looking things up. The token hash is never shown: it is not the URL,
+# but it is still a credential's fingerprint and nobody needs to read it.
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "service", "created_at", "rotated_at")
+    list_filter = ("kind", "service")
+    search_fields = ("name", "service__name")
+    list_select_related = ("service",)
+    fields = ("service", "kind", "name", "field_mapping", "created_at", "rotated_at")
+    readonly_fields = ("service", "kind", "created_at", "rotated_at")
+
+    def has_add_permission(self, request):
+        # Created from the service page or `create_integration`, which show the URL once.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting one would delete its alerts, which are evidence on incidents.
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Read-only: alert state changes through the alerts page, which writes the timeline."""
+
+    list_display = (
+        "title",
+        "status",
+        "severity",
+        "service",
+        "integration",
+        "incident_link",
+        "times_seen",
+        "last_seen",
+    )
+    list_filter = ("status", "severity", "service", "integration__kind")
+    search_fields = ("title", "=dedup_key")
+    list_select_related = ("service", "integration", "incident")
+    date_hierarchy = "last_seen"
+    ordering = ("-last_seen",)
+
+    def get_queryset(self, request):
+        # Alerts follow their incident's permission here too.
+        from incidents.alerting.selectors import alerts_visible_to
+
+        return alerts_visible_to(request.user).select_related("service", "integration", "incident")
+
+    @admin.display(description="Incident", ordering="incident")
+    def incident_link(self, obj):
+        return obj.incident.reference if obj.incident_id else "—"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(HeartbeatMonitor)
+class HeartbeatMonitorAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "service",
+        "state",
+        "interval_minutes",
+        "grace_minutes",
+        "last_ping_at",
+        "due_at",
+    )
+    list_filter = ("state", "integration__service")
+    search_fields = ("integration__name", "integration__service__name")
+    list_select_related = ("integration__service",)
+    fields = (
+        "integration",
+        "interval_minutes",
+        "grace_minutes",
+        "severity",
+        "state",
+        "last_ping_at",
+        "due_at",
+        "down_since",
+        "created_at",
+    )
+    readonly_fields = ("integration", "state", "last_ping_at", "due_at", "down_since", "created_at")
+
+    @admin.display(description="Service", ordering="integration__service__name")
+    def service(self, obj):
+        return obj.integration.service
+
+    def has_add_permission(self, request):
+        return False
+
+
+# --- Status pages (issue 5) -------------------------------------------------------------
+from incidents.statuspages.admin import register_status_page_admin  # noqa: E402
+
+register_status_page_admin(admin.site)

@@ -7,6 +7,8 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+# Autodiscovery looks in <app>/tasks.py only; the alerting package's tasks live apart.
+from incidents.alerting import tasks as alerting_tasks  # noqa: F401
 from incidents.models import OPEN_STATUSES, Incident, StakeholderUpdateReminder
 from incidents.notifications import stakeholder_update_reminder_email
 from incidents.services import (
