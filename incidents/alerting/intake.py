@@ -8,6 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.alerting import parsers
+from incidents.alerting.ratelimit import Verdict, integration_rate_check
 from incidents.alerting.services import alerts_ingest, integration_for_token
 from incidents.models import IntegrationKind
 
@@ -20,6 +21,21 @@ def _invalid(error: parsers.InvalidEvent) -> JsonResponse:
     return JsonResponse(
         {"status": "invalid event", "message": error.message, "errors": error.errors}, status=400
     )
+
+
+def _limited(kind: str, verdict: Verdict) -> JsonResponse:
+    """Over the integration's rate limit. Alertmanager retries a 5xx and drops a 4xx, so it
+    gets a 503; PagerDuty-style senders get PagerDuty's 429. Nothing has been written."""
+    status = 503 if kind == IntegrationKind.ALERTMANAGER else 429
+    response = JsonResponse(
+        {
+            "status": "throttle exceeded",
+            "message": "Too many events for this integration; retry after the given delay.",
+        },
+        status=status,
+    )
+    response["Retry-After"] = str(verdict.retry_after)
+    return response
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -40,6 +56,9 @@ def _receive(request: HttpRequest, token: str, kind: str) -> JsonResponse:
     integration = integration_for_token(token)
     if integration is None or integration.kind != kind:
         return _not_found()
+    verdict = integration_rate_check(integration_id=integration.pk)
+    if not verdict.allowed:
+        return _limited(kind, verdict)
     try:
         body = _read_body(request)
         if kind == IntegrationKind.ALERTMANAGER:
@@ -77,7 +96,7 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
     """PagerDuty's own shape: one URL, the token in the body's routing_key."""
     try:
         body = _read_body(request)
-        _, routing_key = parsers.parse_pagerduty(body)
+        event, routing_key = parsers.parse_pagerduty(body)
     except parsers.InvalidEvent as error:
         return _invalid(error)
     if not routing_key:
@@ -87,7 +106,9 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
     integration = integration_for_token(routing_key)
     if integration is None or integration.kind != IntegrationKind.PAGERDUTY:
         return _not_found()
-    event, _ = parsers.parse_pagerduty(body)
+    verdict = integration_rate_check(integration_id=integration.pk)
+    if not verdict.allowed:
+        return _limited(IntegrationKind.PAGERDUTY, verdict)
     result = alerts_ingest(integration=integration, events=[event])[0]
     return JsonResponse(
         {"status": "success", "message": "Event processed", "dedup_key": result.dedup_key},

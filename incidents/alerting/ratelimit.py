@@ -1,0 +1,77 @@
+"""A rate limit per integration, shared by every web process.
+
+A fixed one-minute window counted in Redis: one round trip runs a small Lua script that
+increments the window's counter and sets its expiry on the first hit, so the count and
+its lifetime cannot come apart (a crash between INCR and EXPIRE would leave a counter
+that never expires). With no REDIS_URL, Django's cache keeps the count (the embedded
+setup runs one process). If the store is down the limit fails open: losing alerts
+because the counter is unreachable would be worse than letting a burst through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+KEY_PREFIX = "firebreak:alert-rate"
+
+_INCREMENT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0  # seconds until the window turns over
+
+
+@lru_cache(maxsize=1)
+def _script():
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=0.25, socket_timeout=0.25
+    )
+    return client.register_script(_INCREMENT)
+
+
+def _count(key: str) -> int:
+    if getattr(settings, "REDIS_URL", ""):
+        return int(_script()(keys=[key], args=[WINDOW_SECONDS * 2]))
+    cache.add(key, 0, WINDOW_SECONDS * 2)
+    try:
+        return cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, WINDOW_SECONDS * 2)
+        return 1
+
+
+def integration_rate_check(*, integration_id: int, now: float | None = None) -> Verdict:
+    """Count one request for this integration; refuse it once the minute's limit is spent.
+
+    ALERT_RATE_LIMIT_PER_MINUTE 0 turns the limit off. Never raises.
+    """
+    limit = settings.ALERT_RATE_LIMIT_PER_MINUTE
+    if limit <= 0:
+        return Verdict(True)
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_SECONDS)
+    try:
+        count = _count(f"{KEY_PREFIX}:{integration_id}:{window}")
+    except Exception:  # the store is down or misconfigured: fail open, say so in the log
+        logger.warning("Alert rate limit unavailable; letting the request through", exc_info=True)
+        return Verdict(True)
+    if count <= limit:
+        return Verdict(True)
+    return Verdict(False, retry_after=max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))

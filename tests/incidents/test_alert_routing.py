@@ -1,0 +1,203 @@
+"""Routing rules, severity that rises, maintenance windows: what a new alert does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from incidents.alerting.matchers import parse_matchers
+from incidents.models import (
+    Alert,
+    AlertRule,
+    Incident,
+    MaintenanceWindow,
+    Severity,
+    TimelineEntry,
+)
+from oncall.models import Escalation
+from tests.incidents.test_alert_intake import (
+    am_alert,
+    am_body,
+    make_integration,
+    pd,
+    post,
+    service,  # noqa: F401  (fixture)
+    url,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def rule(on, position, matchers="", *, action="open", severity="SEV3", **fields):
+    return AlertRule.objects.create(
+        service=on,
+        position=position,
+        matchers=parse_matchers(matchers),
+        action=action,
+        severity=Severity.objects.get(name=severity) if action == "open" else None,
+        **fields,
+    )
+
+
+def am(service, *alerts, group='{}:{alertname="X"}'):  # noqa: F811
+    integration = service.integrations.filter(kind="alertmanager").first()
+    if integration is None:
+        _, token = make_integration(service, "alertmanager")
+        service._am_token = token
+    response = post(url("alertmanager", service._am_token), am_body(*alerts, group=group))
+    assert response.status_code == 200, response.content
+    return response
+
+
+def labelled(fp, severity="critical", **labels):
+    alert = am_alert(fp, severity=severity, summary=f"alert {fp}")
+    alert["labels"].update(labels)
+    return alert
+
+
+def test_a_matching_rule_opens_an_incident_at_its_severity(service):  # noqa: F811
+    rule(service, 0, "labels.team = payments", severity="SEV3")
+    am(service, labelled("a", severity="warning", team="payments"))
+    incident = Incident.objects.get()
+    assert incident.severity.name == "SEV3"
+    assert Alert.objects.get().rule.position == 0
+    assert Escalation.objects.filter(subject_key=f"incident:{incident.pk}").exists()
+
+
+def test_a_record_only_rule_keeps_even_a_critical_alert_quiet(service):  # noqa: F811
+    rule(service, 0, "labels.env = staging", action="record")
+    am(service, labelled("a", env="staging"))
+    assert Alert.objects.get().incident is None
+    assert Incident.objects.count() == 0 and Escalation.objects.count() == 0
+
+
+def test_the_first_matching_rule_wins(service):  # noqa: F811
+    rule(service, 0, "labels.instance =~ db-[0-9]+", severity="SEV1")
+    rule(service, 1, "labels.instance exists", action="record")
+    am(service, labelled("db", severity="info", instance="db-12"))
+    assert Incident.objects.get().severity.name == "SEV1"
+    am(service, labelled("web", severity="critical", instance="web-1"), group="other")
+    assert Alert.objects.get(dedup_key="web").incident is None
+    assert Incident.objects.count() == 1
+
+
+def test_alerts_no_rule_matches_get_the_default(service):  # noqa: F811
+    rule(service, 0, "labels.team != checkout", action="record")
+    am(service, labelled("c", severity="critical", team="checkout"))
+    assert Incident.objects.get().severity.name == "SEV1"
+    am(service, labelled("w", severity="warning", team="checkout"), group="other")
+    assert Alert.objects.get(dedup_key="w").incident is None
+
+
+def test_rules_match_event_fields_too(service):  # noqa: F811
+    rule(service, 0, "integration = pagerduty\nsource = db1", severity="SEV2")
+    _, token = make_integration(service, "pagerduty")
+    post(url("pagerduty", token), pd(token, "trigger", "k", severity="info"))
+    assert Incident.objects.get().severity.name == "SEV2"
+
+
+def test_grouping_none_opens_an_incident_per_alert(service):  # noqa: F811
+    rule(service, 0, "", grouping="none")
+    am(service, labelled("a"), labelled("b"))
+    assert Incident.objects.count() == 2
+
+
+def test_grouping_by_group_key_alone_does_not_join_by_time(service):  # noqa: F811
+    rule(service, 0, "", grouping="group_key")
+    am(service, labelled("a"), group="g1")
+    am(service, labelled("b"), group="g1")
+    assert Incident.objects.count() == 1
+    am(service, labelled("c"), group="g2")
+    assert Incident.objects.count() == 2
+
+
+def test_grouping_by_window_uses_the_rules_own_window(service):  # noqa: F811
+    rule(service, 0, "", grouping="window", window_minutes=3)
+    am(service, labelled("a"), group="g1")
+    am(service, labelled("b"), group="g2")  # another group, within three minutes: joins
+    assert Incident.objects.count() == 1
+    Alert.objects.update(last_seen=timezone.now() - timedelta(minutes=4))
+    am(service, labelled("c"), group="g3")
+    assert Incident.objects.count() == 2
+
+
+def test_joining_alerts_of_one_notification_make_one_timeline_entry(service):  # noqa: F811
+    am(service, *[labelled(f"a{n}") for n in range(5)])
+    incident = Incident.objects.get()
+    entries = incident.timeline.filter(data__event="fired")
+    assert entries.count() == 1
+    assert entries.get().body.startswith("5 alerts fired and opened this incident")
+    assert incident.alerts.count() == 5
+
+
+def test_auto_resolve_resolves_the_incident_when_its_alerts_resolve(service):  # noqa: F811
+    rule(service, 0, "", severity="SEV2", auto_resolve=True)
+    am(service, labelled("a"), labelled("b"))
+    incident = Incident.objects.get()
+    resolved = [labelled(fp) | {"status": "resolved"} for fp in ("a", "b")]
+    am(service, *resolved)
+    incident.refresh_from_db()
+    assert incident.status == "resolved" and incident.resolved_at is not None
+    bodies = list(incident.timeline.values_list("body", flat=True))
+    assert any(b.startswith("All alerts on this incident have resolved.") for b in bodies)
+    assert any("changed the status from Investigating to Resolved" in b for b in bodies)
+
+
+def test_without_auto_resolve_the_incident_stays_open(service):  # noqa: F811
+    rule(service, 0, "", severity="SEV2", auto_resolve=False)
+    am(service, labelled("a"))
+    am(service, labelled("a") | {"status": "resolved"})
+    assert Incident.objects.get().status == "investigating"
+
+
+def test_a_repeat_whose_severity_rises_routes_once(service):  # noqa: F811
+    _, token = make_integration(service, "pagerduty")
+    post(url("pagerduty", token), pd(token, "trigger", "disk", severity="warning"))
+    assert Incident.objects.count() == 0
+    post(url("pagerduty", token), pd(token, "trigger", "disk", severity="critical"))
+    alert = Alert.objects.get()
+    incident = Incident.objects.get()
+    assert alert.incident == incident and alert.severity == "critical"
+    assert incident.severity.name == "SEV1"
+    before = TimelineEntry.objects.count()
+    for severity in ("critical", "warning", "critical"):
+        post(url("pagerduty", token), pd(token, "trigger", "disk", severity=severity))
+    assert Incident.objects.count() == 1 and Alert.objects.count() == 1
+    assert Alert.objects.get().times_seen == 5
+    assert TimelineEntry.objects.count() == before
+
+
+def maintenance(on, *, start=-5, end=60, cancelled=False):
+    now = timezone.now()
+    return MaintenanceWindow.objects.create(
+        service=on,
+        starts_at=now + timedelta(minutes=start),
+        ends_at=now + timedelta(minutes=end),
+        reason="Database upgrade",
+        cancelled_at=now if cancelled else None,
+    )
+
+
+def test_alerts_during_maintenance_are_recorded_but_page_nobody(service):  # noqa: F811
+    maintenance(service)
+    am(service, labelled("a"))
+    alert = Alert.objects.get()
+    assert alert.in_maintenance and alert.incident is None
+    assert Incident.objects.count() == 0 and Escalation.objects.count() == 0
+    # A repeat that rises in severity during the window stays quiet too.
+    _, token = make_integration(service, "pagerduty")
+    post(url("pagerduty", token), pd(token, "trigger", "k", severity="warning"))
+    post(url("pagerduty", token), pd(token, "trigger", "k", severity="critical"))
+    assert Incident.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "window", [dict(start=5, end=60), dict(cancelled=True), dict(start=-60, end=-1)]
+)
+def test_future_cancelled_or_past_windows_do_not_hold_alerts(service, window):  # noqa: F811
+    maintenance(service, **window)
+    am(service, labelled("a"))
+    assert not Alert.objects.get().in_maintenance
+    assert Incident.objects.count() == 1
