@@ -188,6 +188,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "postmortems.tasks.action_item_reminders_sweep",
         "schedule": float(env_int("ACTION_ITEM_SWEEP_SECONDS", 900)),
     },
+    # Missed heartbeat pings raise alerts; old resolved alerts' payloads are cleared.
+    "heartbeats": {
+        "task": "incidents.alerting.tasks.heartbeats_sweep",
+        "schedule": float(env_int("HEARTBEAT_SWEEP_SECONDS", 30)),
+    },
+    "alert-payload-retention": {
+        "task": "incidents.alerting.tasks.alert_payloads_expire",
+        "schedule": 3600.0,
+    },
     # Scheduled maintenance starts/completes on time; status-page deliveries a lost
     # message or a killed worker left behind are handed out again.
     "status-tick": {
@@ -283,6 +292,8 @@ HANDOFF_NOTICE_MINUTES = env_int("HANDOFF_NOTICE_MINUTES", 60)
 # A new alert on a service joins that service's open incident if one of its alerts was
 # seen within this many minutes; otherwise it opens a new incident.
 ALERT_GROUPING_WINDOW_MINUTES = env_int("ALERT_GROUPING_WINDOW_MINUTES", 10)
+# Stored payloads of alerts resolved longer ago than this are cleared (the alert stays).
+ALERT_PAYLOAD_RETENTION_DAYS = env_int("ALERT_PAYLOAD_RETENTION_DAYS", 30)
 # Requests per minute one integration may send, counted across all web processes (0: off).
 ALERT_RATE_LIMIT_PER_MINUTE = env_int("ALERT_RATE_LIMIT_PER_MINUTE", 1800)
 
