@@ -292,10 +292,10 @@ HANDOFF_NOTICE_MINUTES = env_int("HANDOFF_NOTICE_MINUTES", 60)
 # A new alert on a service joins that service's open incident if one of its alerts was
 # seen within this many minutes; otherwise it opens a new incident.
 ALERT_GROUPING_WINDOW_MINUTES = env_int("ALERT_GROUPING_WINDOW_MINUTES", 10)
-# Stored payloads of alerts resolved longer ago than this are cleared (the alert stays).
-ALERT_PAYLOAD_RETENTION_DAYS = env_int("ALERT_PAYLOAD_RETENTION_DAYS", 30)
 # Requests per minute one integration may send, counted across all web processes (0: off).
 ALERT_RATE_LIMIT_PER_MINUTE = env_int("ALERT_RATE_LIMIT_PER_MINUTE", 1800)
+# Stored payloads of alerts resolved longer ago than this are cleared (the alert stays).
+ALERT_PAYLOAD_RETENTION_DAYS = env_int("ALERT_PAYLOAD_RETENTION_DAYS", 30)
 
 # --- Status page subscribers and maintenance -------------------------------------------
 STATUS_SUBSCRIBE_WINDOW_SECONDS = env_int("STATUS_SUBSCRIBE_WINDOW_SECONDS", 600)
