@@ -83,6 +83,12 @@ class StatusPage(models.Model):
     def is_public(self) -> bool:
         return self.visibility == StatusPageVisibility.PUBLIC
 
+    @property
+    def audience_label(self) -> str:
+        return {"public": "public", "internal": "internal", "restricted": "teams only"}[
+            self.visibility
+        ]
+
 
 class ComponentGroup(models.Model):
     page = models.ForeignKey(StatusPage, on_delete=models.CASCADE, related_name="groups")

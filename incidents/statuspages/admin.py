@@ -1,0 +1,86 @@
+"""Admin for status pages: pages with their groups and components inline, update templates.
+
+Registered from incidents/admin.py. A component's status is read-only here: it changes
+only through component_status_set, which records the interval the history bars are drawn
+from (and tells subscribers)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db import transaction
+
+from incidents.statuspages.models import (
+    Component,
+    ComponentGroup,
+    StatusPage,
+    StatusUpdate,
+    StatusUpdateTemplate,
+)
+from incidents.statuspages.signals import status_page_invalidate
+
+
+class ComponentGroupInline(admin.TabularInline):
+    model = ComponentGroup
+    extra = 0
+    fields = ("name", "description", "order")
+
+
+class ComponentInline(admin.TabularInline):
+    model = Component
+    extra = 0
+    fields = ("name", "group", "description", "order", "services", "status")
+    readonly_fields = ("status",)
+    autocomplete_fields = ("services",)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Only this page's groups (the page being edited is in the URL).
+        if db_field.name == "group":
+            page_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = ComponentGroup.objects.filter(page_id=page_id or 0)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class StatusPageAdmin(admin.ModelAdmin):
+    list_display = ("title", "slug", "visibility", "time_zone", "order")
+    list_filter = ("visibility",)
+    search_fields = ("title", "slug")
+    prepopulated_fields = {"slug": ("title",)}
+    filter_horizontal = ("teams",)
+    fields = ("title", "slug", "description", "visibility", "teams", "time_zone", "order")
+    inlines = (ComponentGroupInline, ComponentInline)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        page = form.instance
+        # Components, groups or visibility changed: readers must see it on the next request.
+        transaction.on_commit(lambda: status_page_invalidate(page=page))
+
+    def delete_model(self, request, obj):
+        status_page_invalidate(page=obj)
+        super().delete_model(request, obj)
+
+
+class StatusUpdateTemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "status", "order")
+    fields = ("name", "status", "message", "order")
+
+
+class StatusUpdateAdmin(admin.ModelAdmin):
+    """Read-only: published updates are part of the record (the incident timeline)."""
+
+    list_display = ("incident", "status", "published_at", "author")
+    list_select_related = ("incident", "author")
+    readonly_fields = ("incident", "pages", "status", "message", "author", "published_at")
+    exclude = ("message_html",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+def register_status_page_admin(site) -> None:
+    site.register(StatusPage, StatusPageAdmin)
+    site.register(StatusUpdateTemplate, StatusUpdateTemplateAdmin)
+    site.register(StatusUpdate, StatusUpdateAdmin)
