@@ -160,3 +160,9 @@ class HeartbeatMonitorAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+
+
+# --- Status pages (issue 5) -------------------------------------------------------------
+from incidents.statuspages.admin import register_status_page_admin  # noqa: E402
+
+register_status_page_admin(admin.site)
