@@ -52,7 +52,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.dispatch import receiver
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -393,11 +393,34 @@ def _enqueue_fan_out(event_id: int) -> None:
     status_event_fan_out.delay(event_id)
 
 
-def _page_url(page: StatusPage) -> str:
+def page_path(page: StatusPage) -> str:
+    """The public page's path (its view belongs to the status page module)."""
     try:
-        return settings.SITE_URL + reverse("status:page", kwargs={"slug": page.slug})
-    except Exception:  # the page view's name is the status page module's to choose
-        return settings.SITE_URL + f"/status/{page.slug}/"
+        return reverse("status:page", kwargs={"slug": page.slug})
+    except NoReverseMatch:
+        return f"/status/{page.slug}/"
+
+
+def _page_url(page: StatusPage) -> str:
+    return settings.SITE_URL + page_path(page)
+
+
+def webhook_subscribers_for_page(*, page: StatusPage) -> list[StatusSubscriber]:
+    return list(
+        StatusSubscriber.objects.filter(page=page, kind=StatusSubscriber.Kind.WEBHOOK)
+        .select_related("created_by")
+        .prefetch_related("components")
+        .order_by("created_at", "pk")
+    )
+
+
+def email_subscriber_count(*, page: StatusPage) -> int:
+    return StatusSubscriber.objects.filter(
+        page=page,
+        kind=StatusSubscriber.Kind.EMAIL,
+        confirmed_at__isnull=False,
+        unsubscribed_at__isnull=True,
+    ).count()
 
 
 @receiver(status_update_published, dispatch_uid="status-subscribers-update")
@@ -464,7 +487,7 @@ def _matching_subscribers(event: StatusEvent):
         subscribers = subscribers.filter(
             Q(components__isnull=True) | Q(components__in=event.component_ids)
         )
-    return subscribers.values_list("pk", flat=True).distinct()
+    return subscribers.order_by().values_list("pk", flat=True).distinct()
 
 
 def status_event_fan_out(*, event_id: int, now: datetime | None = None) -> list[list[int]]:
@@ -606,8 +629,7 @@ def deliveries_send(*, delivery_ids: list[int]) -> Outcome:
             try:
                 if subscriber.kind == StatusSubscriber.Kind.EMAIL:
                     if connection is None:
-                        connection = get_connection()
-                        connection.open()
+                        connection = _open_mail_connection()
                     receipt = _send_notice_email(delivery, connection=connection)
                 else:
                     receipt = _send_webhook(delivery)
@@ -631,6 +653,17 @@ def deliveries_send(*, delivery_ids: list[int]) -> Outcome:
         if connection is not None:
             _close_quietly(connection)
     return outcome
+
+
+def _open_mail_connection():
+    connection = get_connection()
+    try:
+        connection.open()
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryFailed(
+            f"Could not reach the mail server ({type(exc).__name__}).", permanent=False
+        ) from None
+    return connection
 
 
 def _close_quietly(connection) -> None:
