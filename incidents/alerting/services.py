@@ -646,3 +646,85 @@ def incident_declare_from_alert(
             data={"alert": locked.pk, "event": "declared_from", "severity": locked.severity},
         )
     return incident
+
+
+# --- Routing rules and maintenance windows ----------------------------------------------
+
+
+def alert_rule_save(
+    *,
+    service: Service,
+    rule: AlertRule | None = None,
+    name: str,
+    matchers: list[dict],
+    action: str,
+    severity: Severity | None,
+    grouping: str,
+    window_minutes: int | None,
+    auto_resolve: bool,
+) -> AlertRule:
+    """Create a rule at the end of the service's list, or change one in place. Alerts
+    already routed keep what they did; the rule applies to alerts from now on."""
+    with transaction.atomic():
+        Service.objects.select_for_update().filter(pk=service.pk).first()  # positions
+        if rule is None:
+            last = (
+                service.alert_rules.order_by("-position").values_list("position", flat=True).first()
+            )
+            rule = AlertRule(service=service, position=0 if last is None else last + 1)
+        rule.name = name.strip()
+        rule.matchers = matchers
+        rule.action = action
+        rule.severity = severity if action == RuleAction.OPEN else None
+        rule.grouping = grouping
+        rule.window_minutes = window_minutes if grouping == RuleGrouping.WINDOW else None
+        rule.auto_resolve = auto_resolve and action == RuleAction.OPEN
+        rule.save()
+    return rule
+
+
+def alert_rule_delete(*, rule: AlertRule) -> None:
+    with transaction.atomic():
+        Service.objects.select_for_update().filter(pk=rule.service_id).first()
+        AlertRule.objects.filter(pk=rule.pk).delete()
+
+
+def alert_rule_move(*, rule: AlertRule, up: bool) -> bool:
+    """Swap the rule with its neighbour above (or below); False at either end. Holds the
+    service's row lock so two people reordering at once cannot interleave."""
+    with transaction.atomic():
+        Service.objects.select_for_update().filter(pk=rule.service_id).first()
+        rules = list(AlertRule.objects.filter(service=rule.service_id).order_by("position", "pk"))
+        index = next((i for i, r in enumerate(rules) if r.pk == rule.pk), None)
+        if index is None:
+            return False
+        other = index - 1 if up else index + 1
+        if not 0 <= other < len(rules):
+            return False
+        rules[index], rules[other] = rules[other], rules[index]
+        for position, each in enumerate(rules):  # also tidies gaps left by deletions
+            if each.position != position:
+                AlertRule.objects.filter(pk=each.pk).update(position=position)
+    return True
+
+
+def maintenance_window_create(
+    *, service: Service, actor, starts_at, ends_at, reason: str
+) -> MaintenanceWindow:
+    return MaintenanceWindow.objects.create(
+        service=service,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        reason=reason.strip(),
+        created_by=actor,
+    )
+
+
+def maintenance_window_cancel(*, window: MaintenanceWindow, actor) -> bool:
+    """End a window now (or drop one not yet started). Idempotent: False if it was already
+    cancelled or over."""
+    now = timezone.now()
+    changed = MaintenanceWindow.objects.filter(
+        pk=window.pk, cancelled_at__isnull=True, ends_at__gt=now
+    ).update(cancelled_at=now, cancelled_by=actor)
+    return bool(changed)

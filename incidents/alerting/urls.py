@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents.alerting import intake, views
+from incidents.alerting import intake, rule_views, views
 
 # Mounted at /integrations/ with namespace "integrations"; the token is the credential.
 intake_urlpatterns = [
@@ -22,6 +22,16 @@ alert_urlpatterns = [
         "services/<slug:slug>/integrations/<int:integration_id>/rotate/",
         views.integration_rotate_view,
         name="integration_rotate",
+    ),
+    # Routing rules and maintenance windows; the rule or window id travels in the form.
+    path("services/<slug:slug>/rules/", rule_views.rule_form, name="rules"),
+    path("services/<slug:slug>/rules/delete/", rule_views.rule_delete, name="rule_delete"),
+    path("services/<slug:slug>/rules/move/", rule_views.rule_move, name="rule_move"),
+    path("services/<slug:slug>/maintenance/", rule_views.maintenance_form, name="maintenance"),
+    path(
+        "services/<slug:slug>/maintenance/cancel/",
+        rule_views.maintenance_cancel,
+        name="maintenance_cancel",
     ),
     path("services/<slug:slug>/heartbeats/", views.heartbeat_add, name="heartbeat_add"),
     path(

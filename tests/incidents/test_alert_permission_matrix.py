@@ -73,7 +73,8 @@ def client_for(user=None, **kwargs) -> Client:
 
 
 def test_the_matrix_covers_the_alert_urls():
-    assert set(names("alerts")) == GET_URLS | CONFIG_URLS | {"bulk"}, "teach the matrix"
+    routing = {"rules", "rule_delete", "rule_move", "maintenance", "maintenance_cancel"}
+    assert set(names("alerts")) == GET_URLS | CONFIG_URLS | {"bulk"} | routing, "teach the matrix"
     assert {"alertmanager", "pagerduty", "generic", "pagerduty_enqueue", "heartbeat"} <= set(
         names("integrations")
     )
