@@ -425,6 +425,10 @@ def _render_service(
     new_integration=None,
     status=200,
 ):
+    # A heartbeat's new URL is shown in the heartbeats section, not with the integrations.
+    new_heartbeat_url = ""
+    if new_integration is not None and new_integration.kind == IntegrationKind.HEARTBEAT:
+        new_heartbeat_url, new_url = new_url, ""
     recent = selectors.incident_list_for_user(
         user=request.user, filters=selectors.IncidentFilters(service=service.pk)
     )[:20]
@@ -438,6 +442,7 @@ def _render_service(
             "integration_form": form or IntegrationForm(),
             "heartbeat_form": heartbeat_form,
             "new_url": new_url,
+            "new_heartbeat_url": new_heartbeat_url,
             "new_integration": new_integration,
         },
         status=status,

@@ -221,7 +221,8 @@ def test_a_responder_adds_a_heartbeat_and_sees_its_url_once(make_service, respon
         },
     )
     assert response.status_code == 200
-    url = response.context["new_url"]
+    url = response.context["new_heartbeat_url"]
+    assert not response.context["new_url"]  # shown in the heartbeats section, not above
     assert url.startswith("http://testserver/integrations/") and url.endswith("/heartbeat")
     assert url in response.content.decode()
     monitor = HeartbeatMonitor.objects.get()
