@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.utils import timezone
 
 from incidents.models import Incident
@@ -116,9 +117,10 @@ def page_zone(page: StatusPage) -> zoneinfo.ZoneInfo:
 
 
 def page_components(*, page: StatusPage) -> list[Component]:
+    """The page's components in display order: grouped ones by group, ungrouped last."""
     return list(
         page.components.select_related("group").order_by(
-            "group__order", "group__name", "order", "name"
+            F("group__order").asc(nulls_last=True), "group__name", "order", "name"
         )
     )
 
@@ -278,7 +280,12 @@ def incident_status_panel(*, incident: Incident) -> IncidentPanel:
     pages = list(StatusPage.objects.all())
     components = list(
         Component.objects.select_related("page", "group").order_by(
-            "page__order", "page__title", "group__order", "group__name", "order", "name"
+            "page__order",
+            "page__title",
+            F("group__order").asc(nulls_last=True),
+            "group__name",
+            "order",
+            "name",
         )
     )
     linked_ids = set(

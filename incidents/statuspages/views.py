@@ -338,6 +338,7 @@ def panel_context(
     error: str = "",
     notice: str = "",
     roles=None,
+    open_compose: bool = False,
 ) -> dict:
     panel = selectors.incident_status_panel(incident=incident)
     can_speak = status_can_speak_for(user, incident, roles=roles)
@@ -349,6 +350,7 @@ def panel_context(
         "preview": preview,
         "error": error,
         "notice": notice,
+        "open_compose": open_compose,
     }
     if context["can_speak"]:
         if update_form is None:
@@ -393,6 +395,8 @@ def _speaker_incident(request: HttpRequest, pk: int) -> Incident:
 
 
 def _panel_response(request: HttpRequest, incident: Incident, *, status: int = 200, **kwargs):
+    # On its own page (no htmx) the forms are what the page is for: show them open.
+    kwargs.setdefault("open_compose", not request.htmx)
     context = panel_context(request=request, incident=incident, user=request.user, **kwargs)
     template = PANEL_TEMPLATE if request.htmx else COMPOSE_TEMPLATE
     response = render(request, template, context, status=status)
@@ -420,7 +424,12 @@ def incident_status_compose(request: HttpRequest, pk: int) -> HttpResponse:
             update_form = PublicUpdateForm(
                 pages=panel.pages, initial=data.dict() | {"pages": data.getlist("pages")}
             )
-    return _panel_response(request, incident, update_form=update_form)
+    return _panel_response(
+        request,
+        incident,
+        update_form=update_form,
+        open_compose=update_form is not None or not request.htmx,
+    )
 
 
 @login_required

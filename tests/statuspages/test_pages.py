@@ -24,7 +24,9 @@ def test_the_worst_component_sets_the_overall_status(client, commander, db):
     page = make_status_page("acme")
     api = make_component(page, "API")
     web = make_component(page, "Website")
-    component_status_set(component=api, status=ComponentStatus.DEGRADED_PERFORMANCE, actor=commander)
+    component_status_set(
+        component=api, status=ComponentStatus.DEGRADED_PERFORMANCE, actor=commander
+    )
     component_status_set(component=web, status=ComponentStatus.MAJOR_OUTAGE, actor=commander)
     text = client.get(reverse("status:page", args=["acme"])).content.decode()
     assert "Major system outage" in text
@@ -76,7 +78,10 @@ def test_restricted_pages_are_404_to_people_outside_their_teams(client, viewer, 
 def test_restricted_pages_are_read_by_their_teams(client, viewer, make_team):
     team = make_team("Payments", members=[viewer])
     make_status_page(
-        "payments", title="Payments status", visibility=StatusPageVisibility.RESTRICTED, teams=[team]
+        "payments",
+        title="Payments status",
+        visibility=StatusPageVisibility.RESTRICTED,
+        teams=[team],
     )
     client.force_login(viewer)
     response = client.get(reverse("status:page", args=["payments"]))
