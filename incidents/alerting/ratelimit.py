@@ -75,3 +75,18 @@ def integration_rate_check(*, integration_id: int, now: float | None = None) -> 
     if count <= limit:
         return Verdict(True)
     return Verdict(False, retry_after=max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))
+
+
+def integration_rate_count(*, integration_id: int, now: float | None = None) -> int:
+    """Requests counted for this integration in the current window (refused ones too):
+    what an administrator checks before raising the limit. 0 if the store is down."""
+    now = time.time() if now is None else now
+    key = f"{KEY_PREFIX}:{integration_id}:{int(now // WINDOW_SECONDS)}"
+    try:
+        if getattr(settings, "REDIS_URL", ""):
+            value = _script().registered_client.get(key)
+        else:
+            value = cache.get(key)
+    except Exception:
+        return 0
+    return int(value or 0)
