@@ -241,9 +241,9 @@ def email_subscription_request(
 
 
 def _enqueue_confirmation(subscriber_id: int, sent_at: datetime) -> None:
-    from incidents.statuspages.tasks import status_confirmation_send
+    from incidents.statuspages.tasks import enqueue, status_confirmation_send
 
-    status_confirmation_send.delay(subscriber_id, sent_at.isoformat())
+    enqueue(status_confirmation_send, subscriber_id, sent_at.isoformat())
 
 
 def confirmation_email_send(*, subscriber_id: int, sent_at: str) -> bool:
@@ -388,9 +388,9 @@ def status_event_record(
 
 
 def _enqueue_fan_out(event_id: int) -> None:
-    from incidents.statuspages.tasks import status_event_fan_out
+    from incidents.statuspages.tasks import enqueue, status_event_fan_out
 
-    status_event_fan_out.delay(event_id)
+    enqueue(status_event_fan_out, event_id)
 
 
 def page_path(page: StatusPage) -> str:

@@ -6,10 +6,22 @@ anything to do, so a task delivered twice (or racing the beat's sweep) does noth
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import current_task, shared_task
 from django.utils import timezone
 
 from incidents.statuspages import maintenance, subscriptions
+
+
+def enqueue(task, *args) -> None:
+    """Send `task` to the queue the current task came from (workers dedicated to a queue
+    keep its follow-ups), or to the default queue outside a task."""
+    request = current_task.request if current_task else None
+    delivery_info = getattr(request, "delivery_info", None) or {}
+    queue = delivery_info.get("routing_key")
+    if queue and not getattr(request, "is_eager", False):
+        task.apply_async(args, queue=queue)
+    else:
+        task.delay(*args)
 
 
 @shared_task
@@ -22,7 +34,7 @@ def status_event_fan_out(event_id: int) -> int:
     """One task per event, whatever the number of subscribers; sending is batched."""
     batches = subscriptions.status_event_fan_out(event_id=event_id)
     for batch in batches:
-        status_deliveries_send.delay(batch)
+        enqueue(status_deliveries_send, batch)
     return sum(len(b) for b in batches)
 
 
@@ -41,10 +53,10 @@ def status_tick() -> dict:
     now = timezone.now()
     counts = maintenance.maintenance_tick(now=now)
     for event_id in subscriptions.events_not_fanned_out(now=now):
-        status_event_fan_out.delay(event_id)
+        enqueue(status_event_fan_out, event_id)
     counts["released"] = subscriptions.deliveries_release_stuck(now=now)
     batches = subscriptions.deliveries_hand_over(StatusDelivery.objects.all(), now=now)
     for batch in batches:
-        status_deliveries_send.delay(batch)
+        enqueue(status_deliveries_send, batch)
     counts["enqueued"] = sum(len(b) for b in batches)
     return counts
