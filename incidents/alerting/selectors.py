@@ -177,23 +177,27 @@ def alert_links(*, alert: Alert) -> list[dict]:
 # --- The live refresh ---------------------------------------------------------------------
 
 ALERTS_REVISION_KEY = "alerts-revision"
+# Bumped when alerts change in ways the database part of the revision cannot see (an alert
+# attached to an incident is a bare UPDATE of its incident column).
+ALERTS_GENERATION_KEY = "alerts-generation"
 ALERTS_REVISION_TTL = 5
 
 
 def alerts_revision() -> str:
-    """A token that changes whenever an alert is created or changes state.
+    """A token that changes whenever an alert is created or changes.
 
     Read from the cache so that a room full of open alerts pages costs nothing while
     nothing happens. Saved alerts drop the key (below); repeats of an open alert are
     counted with a bare UPDATE that sends no signal, so the key also expires after a few
     seconds and is rebuilt from three index lookups (newest id; newest last_seen per
-    status through the (status, -last_seen) index).
+    status through the (status, -last_seen) index) and the generation counter.
     """
     try:
         revision = cache.get(ALERTS_REVISION_KEY)
+        generation = cache.get(ALERTS_GENERATION_KEY, 0) if revision is None else 0
     except Exception as exc:  # the cache is an optimisation
         log.warning("Alerts revision cache unavailable: %s", exc)
-        revision = None
+        revision, generation = None, 0
     if revision is None:
         parts = [str(Alert.objects.order_by("-pk").values_list("pk", flat=True).first() or 0)]
         for status in AlertStatus.values:
@@ -204,6 +208,7 @@ def alerts_revision() -> str:
                 .first()
             )
             parts.append(str(int(last.timestamp() * 1000)) if last else "0")
+        parts.append(str(generation))
         revision = ".".join(parts)
         try:
             cache.set(ALERTS_REVISION_KEY, revision, ALERTS_REVISION_TTL)
@@ -212,8 +217,15 @@ def alerts_revision() -> str:
     return revision
 
 
-def alerts_revision_forget() -> None:
+def alerts_revision_forget(*, changed_unseen: bool = False) -> None:
+    """Drop the cached revision; `changed_unseen` also bumps the generation, for changes
+    the database part of the revision does not reflect."""
     try:
+        if changed_unseen:
+            try:
+                cache.incr(ALERTS_GENERATION_KEY)
+            except ValueError:  # no counter yet
+                cache.set(ALERTS_GENERATION_KEY, 1, None)
         cache.delete(ALERTS_REVISION_KEY)
     except Exception as exc:  # expires within ALERTS_REVISION_TTL anyway
         log.warning("Could not drop the cached alerts revision: %s", exc)

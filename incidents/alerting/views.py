@@ -35,6 +35,7 @@ from incidents.alerting.selectors import (
     alert_links,
     alert_list_for_user,
     alerts_revision,
+    alerts_revision_forget,
     alerts_visible_to,
     incidents_open_for_attaching,
 )
@@ -232,6 +233,7 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, f"{_plural(attached, 'alert')} attached to {incident.reference}."
             )
+        alerts_revision_forget(changed_unseen=True)  # a bare UPDATE: tell watching pages
         if attached < len(alerts):
             messages.info(
                 request,

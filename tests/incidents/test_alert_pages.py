@@ -202,6 +202,18 @@ def test_without_the_cache_hint_a_change_shows_within_seconds(feed, viewer):
     assert alerts_revision() != before
 
 
+def test_watchers_see_an_attach_on_their_next_refresh(feed, viewer, responder, commander):
+    incident = make_incident(declared_by=commander, title="Checkout slow")
+    alert = fire(feed, "a", title="p99 high")
+    watcher = signed_in(viewer)
+    revision = watcher.get(LIST).context["revision"]
+    headers = {"HX-Request": "true", "HX-Target": "alert-results"}
+    assert watcher.get(LIST + f"?rev={revision}", headers=headers).status_code == 204
+    bulk(signed_in(responder), "attach", [alert], incident=incident.pk)
+    fresh = watcher.get(LIST + f"?rev={revision}", headers=headers)
+    assert fresh.status_code == 200 and incident.reference in fresh.content.decode()
+
+
 def test_a_plain_request_always_gets_the_whole_page(feed, viewer):
     client = signed_in(viewer)
     revision = client.get(LIST).context["revision"]
