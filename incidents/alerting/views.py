@@ -371,7 +371,10 @@ def alert_declare(request: HttpRequest, alert_id: int) -> HttpResponse:
         )
         status = 200
     return render(
-        request, "incidents/alert_declare.html", {"alert": alert, "form": form}, status=status
+        request,
+        "incidents/alert_declare.html",
+        {"alert": alert, "form": form, "severities": selectors.severities_all()},
+        status=status,
     )
 
 

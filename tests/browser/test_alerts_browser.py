@@ -21,6 +21,19 @@ pytestmark = [
 ]
 
 
+def assert_no_serious_accessibility_violations(page) -> None:
+    """axe-core (bundled by axe-playwright-python) injected into the page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    serious = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], serious
+
+
 def fire(integration, key, title, *, severity="warning", labels=None, **kw):
     alerts_ingest(
         integration=integration,
@@ -63,6 +76,7 @@ def test_filter_search_and_acknowledge(page_as, feeds, screenshot):
     expect(page.locator("#alert-results tbody tr")).to_have_count(3)
     expect(page.get_by_text("Times in Europe/Berlin")).to_be_visible()
     screenshot(page, "alerts-page")
+    assert_no_serious_accessibility_violations(page)
 
     page.get_by_label("Search title, labels or dedup key").fill("team=search")
     expect(page.locator("#alert-results tbody tr")).to_have_count(1)
@@ -100,12 +114,14 @@ def test_declare_an_incident_from_an_alert(page_as, feeds, screenshot):
     expect(page.get_by_role("link", name=re.compile("prometheus.internal"))).to_be_visible()
     expect(page.locator(".payload")).to_contain_text('"fingerprint": "cart"')
     screenshot(page, "alert-detail")
+    assert_no_serious_accessibility_violations(page)
 
     page.get_by_role("link", name="Declare incident…").click()
     expect(page.get_by_label("Title")).to_have_value("Cart service error rate 4%")
     expect(page.get_by_label(re.compile("SEV3"))).to_be_checked()
     page.get_by_label(re.compile("SEV2")).check()
     screenshot(page, "alert-declare")
+    assert_no_serious_accessibility_violations(page)
     page.get_by_role("button", name="Declare incident").click()
     incident = Incident.objects.get()
     expect(page).to_have_url(re.compile(rf"/incidents/{incident.pk}/$"))
@@ -157,6 +173,7 @@ def test_heartbeat_section_on_the_service_page(page_as, live_server, screenshot)
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
     expect(page.locator("#heartbeat-" + str(monitor.pk))).to_contain_text("Up")
     screenshot(page, "service-heartbeats")
+    assert_no_serious_accessibility_violations(page)
     with urllib.request.urlopen(url_box.input_value(), timeout=10) as response:
         assert response.status == 200
     page.goto(f"/services/{service.slug}/")
