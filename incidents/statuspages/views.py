@@ -354,14 +354,11 @@ def panel_context(
     }
     if context["can_speak"]:
         if update_form is None:
-            initial_pages = list(panel.entries) or sorted(
-                {c.page_id for c in panel.components if c.pk in panel.linked_ids}
-            )
             entry = next(iter(panel.entries.values()), None)
             update_form = PublicUpdateForm(
                 pages=panel.pages,
                 initial={
-                    "pages": initial_pages,
+                    "pages": _default_pages(panel),
                     "title": entry.public_title if entry else "",
                     "status": entry.status if entry else PublicStatus.INVESTIGATING,
                 },
@@ -379,6 +376,14 @@ def panel_context(
         ]
         context["selected_pages"] = {str(v) for v in (update_form["pages"].value() or [])}
     return context
+
+
+def _default_pages(panel: selectors.IncidentPanel) -> list[int]:
+    """Where the incident already appears; else the pages of components linked to its
+    services (the likely audience)."""
+    return list(panel.entries) or sorted(
+        {c.page_id for c in panel.components if c.pk in panel.linked_ids}
+    )
 
 
 PANEL_TEMPLATE = "statuspages/_incident_panel.html"
@@ -414,15 +419,19 @@ def incident_status_compose(request: HttpRequest, pk: int) -> HttpResponse:
     if template_id.isdigit() and status_can_speak_for(request.user, incident):
         chosen = StatusUpdateTemplate.objects.filter(pk=int(template_id)).first()
         if chosen is not None:
+            # Keep what was already typed (htmx sends the update form along), replace the
+            # status and message with the template's.
             panel = selectors.incident_status_panel(incident=incident)
             entry = next(iter(panel.entries.values()), None)
-            data = request.GET.copy()
-            data.setlist("pages", request.GET.getlist("pages") or [str(p) for p in panel.entries])
-            data["status"] = chosen.status
-            data["message"] = chosen.message
-            data.setdefault("title", entry.public_title if entry else "")
+            chosen_pages = [p for p in request.GET.getlist("pages") if p.isdigit()]
             update_form = PublicUpdateForm(
-                pages=panel.pages, initial=data.dict() | {"pages": data.getlist("pages")}
+                pages=panel.pages,
+                initial={
+                    "pages": chosen_pages or _default_pages(panel),
+                    "title": request.GET.get("title") or (entry.public_title if entry else ""),
+                    "status": chosen.status,
+                    "message": chosen.message,
+                },
             )
     return _panel_response(
         request,
