@@ -193,5 +193,7 @@ def heartbeat_delete(*, monitor: HeartbeatMonitor) -> None:
         HeartbeatMonitor.objects.filter(pk=monitor.pk).delete()
         if integration.alerts.exists():
             integration_rotate(integration=integration)
+            integration.name = f"{integration.name} (deleted heartbeat)"[:100]
+            integration.save(update_fields=["name"])
         else:
             integration.delete()

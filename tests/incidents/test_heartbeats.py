@@ -279,7 +279,9 @@ def test_deleting_a_heartbeat_that_raised_alerts_keeps_them_and_kills_the_url(ba
     client.force_login(responder)
     kwargs = {"slug": monitor.integration.service.slug, "heartbeat_id": monitor.pk}
     client.post(reverse("alerts:heartbeat_delete", kwargs=kwargs))
-    assert Alert.objects.get().status == AlertStatus.RESOLVED
+    alert = Alert.objects.get()
+    assert alert.status == AlertStatus.RESOLVED
+    assert alert.integration.name == "Nightly backup (deleted heartbeat)"
     assert ping(token).status_code == 404
 
 
