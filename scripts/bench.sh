@@ -24,7 +24,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p var/bench
 
 which=("$@")
-[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items schedules paging)
+[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items schedules paging status)
 
 # Create the bench database if it is missing, and bring its schema up to date.
 $PY -c "from bench.common import setup_django; setup_django()"
@@ -43,6 +43,7 @@ for name in "${which[@]}"; do
     pdf) module=bench.postmortem_pdf ;;
     items) module=bench.action_items ;;
     paging) module=bench.paging ;;
+    status) module=bench.status_page ;;  # status page, JSON summary, badge vs a static file
     schedules) module=bench.schedules ;;
     *) echo "unknown benchmark: $name (page, poll, memory, pdf, items, paging)" >&2; exit 2 ;;
   esac

@@ -14,6 +14,7 @@ if [ "${DEBUG}" = "1" ] || [ "${SEED_DEMO:-0}" = "1" ]; then
   $PY manage.py seed_demo --force
   $PY manage.py seed_demo_oncall
   $PY manage.py seed_demo_postmortems --force
+  $PY manage.py seed_demo_status --force
 fi
 
 pids=()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
@@ -45,12 +47,71 @@ def page_cache_forget(page) -> None:
         log.warning("Could not drop cached status page %s: %s", page.slug, exc)
 
 
-def cache_get(slug: str, variant: str) -> dict | None:
+# Bodies by ETag, in this process: a hit then costs one small cache read (the entry's
+# headers), not the transfer of the whole page from Redis. Content-addressed, so an entry
+# can never be paired with a stale body.
+_LOCAL_BODIES: OrderedDict[str, bytes] = OrderedDict()
+_LOCAL_BODIES_MAX = 64
+_local_lock = threading.Lock()
+
+
+def _body_key(etag: str) -> str:
+    return f"statuspage-body:{etag.strip(chr(34))}"
+
+
+def _local_body(etag: str) -> bytes | None:
+    with _local_lock:
+        body = _LOCAL_BODIES.get(etag)
+        if body is not None:
+            _LOCAL_BODIES.move_to_end(etag)
+        return body
+
+
+def _remember_body(etag: str, body: bytes) -> None:
+    with _local_lock:
+        _LOCAL_BODIES[etag] = body
+        _LOCAL_BODIES.move_to_end(etag)
+        while len(_LOCAL_BODIES) > _LOCAL_BODIES_MAX:
+            _LOCAL_BODIES.popitem(last=False)
+
+
+def cache_get(slug: str, variant: str, *, with_body: bool = True) -> dict | None:
+    """The stored entry (headers, and the body unless `with_body` is false), or None."""
     try:
-        return cache.get(cache_key(slug, variant))
+        meta = cache.get(cache_key(slug, variant))
     except Exception as exc:  # the cache is an optimisation: render instead
         log.warning("Status page cache unavailable: %s", exc)
         return None
+    if meta is None or not with_body:
+        return meta
+    body = _body_for(meta["etag"])
+    return None if body is None else {**meta, "body": body}
+
+
+def _body_for(etag: str) -> bytes | None:
+    """The body with this ETag: from this process, else from the cache (content-addressed,
+    so it is the body of exactly that rendering), else None."""
+    body = _local_body(etag)
+    if body is None:
+        try:
+            body = cache.get(_body_key(etag))
+        except Exception as exc:
+            log.warning("Status page cache unavailable: %s", exc)
+            return None
+        if body is not None:
+            _remember_body(etag, body)
+    return body
+
+
+def cache_set(slug: str, variant: str, entry: dict) -> None:
+    meta = {k: v for k, v in entry.items() if k != "body"}
+    try:
+        # The body outlives its entry, so an entry read just before expiry finds its body.
+        cache.set(_body_key(entry["etag"]), entry["body"], CACHE_TTL * 2)
+        cache.set(cache_key(slug, variant), meta, CACHE_TTL)
+    except Exception as exc:
+        log.warning("Status page cache unavailable: %s", exc)
+    _remember_body(entry["etag"], entry["body"])
 
 
 def make_entry(
@@ -75,16 +136,18 @@ def cached_or_render(slug: str, variant: str, render: Callable[[], dict]) -> dic
     entry = cache_get(slug, variant)
     if entry is None:
         entry = render()
-        try:
-            cache.set(cache_key(slug, variant), entry, CACHE_TTL)
-        except Exception as exc:
-            log.warning("Status page cache unavailable: %s", exc)
+        cache_set(slug, variant, entry)
     return entry
 
 
-def entry_response(request: HttpRequest, entry: dict) -> HttpResponse:
-    """The stored rendering as a response, or 304 when the client's copy is current."""
-    response = HttpResponse(entry["body"], content_type=entry["content_type"])
+def entry_response(
+    request: HttpRequest, entry: dict, load_body: Callable[[], bytes | None] | None = None
+) -> HttpResponse | None:
+    """The stored rendering as a response, or 304 when the client's copy is current.
+
+    `entry` may come without its body (a revalidation then never needs it); `load_body`
+    fetches it when it is needed, and None from it means the body is gone (answer None)."""
+    response = HttpResponse(content_type=entry["content_type"])
     response["ETag"] = entry["etag"]
     if entry["last_modified"] is not None:
         response["Last-Modified"] = http_date(entry["last_modified"])
@@ -100,9 +163,16 @@ def entry_response(request: HttpRequest, entry: dict) -> HttpResponse:
         last_modified=entry["last_modified"],
         response=response,
     )
-    if request.method == "HEAD":
-        conditional.content = b""
-    return conditional
+    if conditional is not response:  # 304 (or 412): no body
+        return conditional
+    body = entry["body"] if "body" in entry else load_body() if load_body else None
+    if body is None:
+        return None
+    if request.method != "HEAD":
+        response.content = body
+    else:
+        response["Content-Length"] = str(len(body))
+    return response
 
 
 _path_re: re.Pattern | None = None
@@ -135,9 +205,11 @@ class StatusPageCacheMiddleware:
             if match is not None:
                 variant = self._variant(request, match)
                 if variant is not None:
-                    entry = cache_get(match["slug"], variant)
-                    if entry is not None and entry["public"]:
-                        return entry_response(request, entry)
+                    meta = cache_get(match["slug"], variant, with_body=False)
+                    if meta is not None and meta["public"]:
+                        response = entry_response(request, meta, lambda: _body_for(meta["etag"]))
+                        if response is not None:
+                            return response
         return self.get_response(request)
 
     @staticmethod

@@ -59,7 +59,7 @@ class DaySummary:
         if self.status == NO_DATA:
             text = "no data"
         elif self.status == ComponentStatus.OPERATIONAL:
-            text = "no problems recorded"
+            text = "no problems"
         else:
             text = ComponentStatus(self.status).label.lower()
         return f"{self.day.day} {self.day:%b %Y}: {text}"
@@ -70,6 +70,10 @@ class ComponentRow:
     component: Component
     days: list[DaySummary] = field(default_factory=list)
     uptime: float | None = None  # share of recorded time without a partial or major outage
+
+    @property
+    def problem_days(self) -> list[DaySummary]:
+        return [d for d in self.days if d.status not in (ComponentStatus.OPERATIONAL, NO_DATA)]
 
     @property
     def uptime_text(self) -> str:

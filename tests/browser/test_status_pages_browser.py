@@ -103,9 +103,13 @@ def test_a_public_page_reads_well_without_javascript_on_a_desktop_and_a_phone(
     expect(reader.get_by_text("moving traffic")).to_be_visible()
     expect(reader.get_by_text("PSP 502s on EU cards")).to_have_count(0)
     # Every day of the bars is labelled, not only coloured.
-    api_days = reader.get_by_role("list", name="Public API, last 90 days").get_by_role("listitem")
-    expect(api_days).to_have_count(90)
-    expect(api_days.filter(has_text="major outage")).to_have_count(1)
+    api = reader.locator(".sp-component", has_text="Public API")
+    days = api.locator(".sp-days li")
+    expect(days).to_have_count(90)
+    assert all(title for title in days.evaluate_all("els => els.map(e => e.title)"))
+    expect(api.locator(".sp-days li[title$='major outage']")).to_have_count(1)
+    # The same, in words, for screen readers: which days had which problem.
+    expect(api.locator(".sr-only", has_text="major outage")).to_have_count(1)
     expect(reader.get_by_text("Degraded performance").first).to_be_visible()
     screenshot(reader, "status-public-desktop")
     reader.set_viewport_size(PHONE)
@@ -192,7 +196,9 @@ def test_the_communications_lead_previews_and_publishes_from_the_incident_page(
     panel.get_by_text("Public update", exact=True).click()
     panel.get_by_role("button", name="Use template").click()
     expect(panel.get_by_label("Message")).to_have_value("We are looking into it.")
-    expect(panel.get_by_role("checkbox", name=re.compile("Acme status"))).to_be_checked()  # its component is linked
+    expect(
+        panel.get_by_role("checkbox", name=re.compile("Acme status"))
+    ).to_be_checked()  # its component is linked
     panel.get_by_label("Public title").fill("Card payments failing")
     panel.get_by_label("Message").fill("Some card payments fail. We are **on it**.")
     panel.get_by_role("button", name="Preview").click()
