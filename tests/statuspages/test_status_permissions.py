@@ -160,3 +160,22 @@ def test_a_restricted_incident_shows_only_what_was_published_to_that_page(
         "declared",
     ):
         assert secret not in text, secret
+
+
+def test_administrators_manage_pages_components_and_templates_in_the_admin(
+    client, admin_user, viewer
+):
+    page = make_status_page("acme")
+    make_component(page, "API", group="Platform")
+    client.force_login(admin_user)
+    for url in (
+        reverse("admin:incidents_statuspage_changelist"),
+        reverse("admin:incidents_statuspage_add"),
+        reverse("admin:incidents_statuspage_change", args=[page.pk]),
+        reverse("admin:incidents_statusupdatetemplate_add"),
+        reverse("admin:incidents_statusupdate_changelist"),
+        reverse("status:manage"),
+    ):
+        assert client.get(url).status_code == 200, url
+    client.force_login(viewer)
+    assert client.get(reverse("admin:incidents_statuspage_changelist")).status_code == 302
