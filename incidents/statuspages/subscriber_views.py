@@ -195,7 +195,11 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
         refused = _csrf_failure(request)
         if refused is not None:
             return refused
-    context = {"page": page, "page_url": subscriptions.page_path(page)}
+    context = {
+        "page": page,
+        "page_url": subscriptions.page_path(page),
+        "max_age_hours": settings.STATUS_CONFIRMATION_MAX_AGE_HOURS,
+    }
     if request.method == "GET":
         initial = {"email": request.GET.get("email", "")[:254]}
         form = SubscribeForm(initial=initial, page=page, user=request.user)
