@@ -29,11 +29,11 @@ pytestmark = [
 PHONE = {"width": 390, "height": 844}
 
 
-def assert_no_serious_accessibility_violations(page) -> None:
+def assert_no_serious_accessibility_violations(page, context: str | None = None) -> None:
     """axe-core (bundled by axe-playwright-python) injected into the page."""
     from axe_playwright_python.sync_playwright import Axe
 
-    results = Axe().run(page)
+    results = Axe().run(page, context=context)
     serious = [
         (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
         for v in results.response["violations"]
@@ -211,6 +211,7 @@ def test_the_communications_lead_previews_and_publishes_from_the_incident_page(
     expect(lead.locator("#timeline").get_by_text("Public update (investigating)")).to_be_visible()
     assert lead.evaluate("window.__noReload") is True
     screenshot(lead, "status-incident-panel-published")
+    assert_no_serious_accessibility_violations(lead, context="#status-panel")
     assert lead.server_errors == [] and lead.js_errors == []
 
     # The reader's next look shows it at once, and a look after that comes from the cache.

@@ -168,3 +168,54 @@ def test_publish_never_answers_500(client, incident, commander, data):
     client.force_login(commander)
     response = client.post(_publish_url(incident), data)
     assert response.status_code in (200, 302, 422)
+
+
+def test_the_incident_page_costs_the_same_queries_however_many_pages_and_updates(
+    client, incident, commander
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(commander)
+    url = reverse("incidents:detail", args=[incident.pk])
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx)
+
+    page = make_status_page("one")
+    make_component(page, "C", group="G", services=list(incident.services.all()))
+    client.post(
+        _publish_url(incident),
+        {"pages": [page.pk], "title": "t", "status": "investigating", "message": "m",
+         "action": "publish"},
+    )  # fmt: skip
+    client.get(url)
+    small = count()
+    pages = [make_status_page(f"p{n}") for n in range(5)]
+    for p in pages:
+        for k in range(6):
+            make_component(p, f"C{k}", group=f"G{k % 2}", services=list(incident.services.all()))
+    for _ in range(6):
+        client.post(
+            _publish_url(incident),
+            {"pages": [p.pk for p in pages], "title": "t", "status": "identified",
+             "message": "m", "action": "publish"},
+        )  # fmt: skip
+    assert count() == small
+
+
+def test_a_resolved_incident_still_shown_as_active_is_pointed_out(client, incident, commander):
+    from incidents.services import incident_transition
+
+    page = make_status_page("acme", title="Acme status")
+    client.force_login(commander)
+    client.post(
+        _publish_url(incident),
+        {"pages": [page.pk], "title": "t", "status": "investigating", "message": "m",
+         "action": "publish"},
+    )  # fmt: skip
+    incident_transition(incident=incident, actor=commander, to_status="resolved")
+    text = client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
+    assert "Still shown as investigating on Acme status" in text
