@@ -166,3 +166,80 @@ class HeartbeatMonitorAdmin(admin.ModelAdmin):
 from incidents.statuspages.admin import register_status_page_admin  # noqa: E402
 
 register_status_page_admin(admin.site)
+
+
+# --- Status page subscribers and scheduled maintenance (issue 5) ------------------------
+from incidents.models import ScheduledMaintenance, StatusDelivery, StatusSubscriber  # noqa: E402
+
+
+@admin.register(StatusSubscriber)
+class StatusSubscriberAdmin(admin.ModelAdmin):
+    """Read and unsubscribe; people subscribe themselves (double opt-in) and managers add
+    webhooks on the page's Webhook subscribers screen. The signing secret and the
+    confirmation token's hash are never shown."""
+
+    list_display = ("__str__", "page", "kind", "confirmed_at", "unsubscribed_at", "last_error_at")
+    list_filter = ("kind", "page")
+    search_fields = ("email", "url", "label")
+    list_select_related = ("page",)
+    fields = (
+        "page",
+        "kind",
+        "email",
+        "url",
+        "label",
+        "components",
+        "user",
+        "confirmed_at",
+        "unsubscribed_at",
+        "last_error",
+        "last_error_at",
+        "created_at",
+    )
+    readonly_fields = (
+        "page",
+        "kind",
+        "email",
+        "url",
+        "components",
+        "user",
+        "confirmed_at",
+        "last_error",
+        "last_error_at",
+        "created_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ScheduledMaintenance)
+class ScheduledMaintenanceAdmin(admin.ModelAdmin):
+    """Read-only: windows are scheduled and cancelled on the page's Maintenance screen, and
+    start and complete by themselves, so their state is never edited by hand."""
+
+    list_display = ("title", "page", "starts_at", "ends_at", "state")
+    list_filter = ("state", "page")
+    search_fields = ("title",)
+    list_select_related = ("page",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StatusDelivery)
+class StatusDeliveryAdmin(admin.ModelAdmin):
+    """Every notice sent to a subscriber, with its outcome (read-only)."""
+
+    list_display = ("pk", "event", "subscriber", "state", "attempts", "sent_at", "error")
+    list_filter = ("state", "event__kind")
+    list_select_related = ("event", "subscriber")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

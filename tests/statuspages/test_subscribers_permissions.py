@@ -93,3 +93,21 @@ def test_objects_of_another_page_are_not_found(world, client, admin_user):
         assert client.post(url).status_code == 404
     assert ScheduledMaintenance.objects.get().state == "scheduled"
     assert StatusSubscriber.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_subscribers_without_their_secrets(world, client, admin_user):
+    page, maintenance, webhook = world
+    StatusSubscriber.objects.filter(pk=webhook.pk).update(secret="s3cret-signing-key-0123")
+    client.force_login(admin_user)
+    for name in ("statussubscriber", "scheduledmaintenance", "statusdelivery"):
+        assert client.get(reverse(f"admin:incidents_{name}_changelist")).status_code == 200
+    detail = client.get(reverse("admin:incidents_statussubscriber_change", args=[webhook.pk]))
+    assert detail.status_code == 200
+    assert b"s3cret-signing-key-0123" not in detail.content
+    assert (
+        client.get(
+            reverse("admin:incidents_scheduledmaintenance_change", args=[maintenance.pk])
+        ).status_code
+        == 200
+    )
