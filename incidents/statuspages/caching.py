@@ -223,4 +223,5 @@ class StatusPageCacheMiddleware:
             if not 1 <= int(page) <= HISTORY_PAGES_CACHED:
                 return None
             return f"history:{int(page)}"
-        return "page" if not request.GET else None
+        # Query strings are ignored (?utm_source=...): they must not be a way around the cache.
+        return "page"

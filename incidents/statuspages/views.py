@@ -130,8 +130,6 @@ def render_page(page: StatusPage) -> dict:
 
 @_reader
 def status_page(request: HttpRequest, page: StatusPage) -> HttpResponse:
-    if request.GET:  # any query string: render, never cache (keys are per variant only)
-        return entry_response(request, render_page(page))
     return entry_response(request, cached_or_render(page.slug, "page", lambda: render_page(page)))
 
 
