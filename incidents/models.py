@@ -476,6 +476,9 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["status", "-last_seen"], name="alert_status_last_seen"),
             models.Index(fields=["service", "-last_seen"], name="alert_service_last_seen"),
+            # Grouping by time window: the newest alert of this service routed by this rule
+            # (or by none), found without sorting however many alerts the service has.
+            models.Index(fields=["service", "rule", "-last_seen"], name="alert_service_rule_seen"),
         ]
 
     def __str__(self) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Exists
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from incidents.alerting.matchers import AlertFacts, all_hold
@@ -59,10 +61,24 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_TOKEN_LOOKUP = None
+
+
 def integration_for_token(token: str) -> Integration | None:
-    """The integration whose secret this is, or None. Compared in constant time."""
+    """The integration whose secret this is, or None. Compared in constant time.
+
+    Every alert request starts here, so it is one raw, precomposed SELECT by the unique
+    hash (composing the ORM query cost as much as running it). `integration.service` is
+    loaded only if used (opening an incident).
+    """
+    global _TOKEN_LOOKUP
+    if _TOKEN_LOOKUP is None:
+        columns = ", ".join(f.column for f in Integration._meta.concrete_fields)
+        _TOKEN_LOOKUP = (
+            f"SELECT {columns} FROM {Integration._meta.db_table} WHERE token_hash = %s LIMIT 1"
+        )
     wanted = token_hash(token)
-    integration = Integration.objects.select_related("service").filter(token_hash=wanted).first()
+    integration = next(iter(Integration.objects.raw(_TOKEN_LOOKUP, [wanted])), None)
     if integration is None or not hmac.compare_digest(wanted, integration.token_hash):
         return None
     return integration
@@ -117,7 +133,12 @@ class _TimelineBatch:
         """Call inside the transaction that changed the alerts. Locks each incident in id
         order (so two requests never wait on each other's incidents crosswise)."""
         for incident_id in sorted(set(self.fired) | set(self.resolved)):
-            incident = Incident.objects.select_for_update().get(pk=incident_id)
+            # Only what the entries need: the lock, the revision, whether it is open.
+            incident = (
+                Incident.objects.select_for_update()
+                .only("id", "revision", "status")
+                .get(pk=incident_id)
+            )
             if self.fired.get(incident_id):
                 _record_fired(incident, self.fired[incident_id])
             if self.resolved.get(incident_id):
@@ -212,14 +233,8 @@ def alerts_ingest(*, integration: Integration, events: list[AlertEvent]) -> list
     return results
 
 
-def _at_or_below(severity: str) -> list[str]:
-    """Severities no more severe than this one (an unknown one counts as a warning)."""
-    rank = SEVERITY_RANK.get(severity, SEVERITY_RANK[AlertSeverity.WARNING])
-    return [s for s, r in SEVERITY_RANK.items() if r <= rank]
-
-
 def _repeat_fields(event: AlertEvent, now) -> dict:
-    fields: dict = {"times_seen": F("times_seen") + 1, "last_seen": now, "payload": event.payload}
+    fields: dict = {"last_seen": now, "payload": event.payload}
     if event.title:
         fields["title"] = event.title
     if event.labels:
@@ -227,20 +242,6 @@ def _repeat_fields(event: AlertEvent, now) -> dict:
     if event.annotations:
         fields["annotations"] = event.annotations
     return fields
-
-
-def _touch_open(integration: Integration, event: AlertEvent, now) -> int:
-    """Count a repeat of an open alert in one UPDATE; returns how many rows it changed.
-
-    Skips (returns 0 for) an open alert whose severity this repeat raises while it is in
-    no incident: that one must be routed again, under its row lock.
-    """
-    return (
-        Alert.objects.filter(integration=integration, dedup_key=event.dedup_key)
-        .exclude(status=AlertStatus.RESOLVED)
-        .filter(Q(incident__isnull=False) | Q(severity__in=_at_or_below(event.severity)))
-        .update(**_repeat_fields(event, now))
-    )
 
 
 def _open_alert(integration: Integration, key: str) -> Alert | None:
@@ -252,39 +253,128 @@ def _open_alert(integration: Integration, key: str) -> Alert | None:
     )
 
 
+@dataclass(frozen=True)
+class _Upserted:
+    alert_id: int
+    times_seen: int
+    # Only for a new alert on PostgreSQL (read in the same statement); else None.
+    in_maintenance: bool | None = None
+    has_rules: bool | None = None
+
+
+_SEVERITY_RANK_SQL = (
+    "CASE {col} "
+    + " ".join(f"WHEN '{s}' THEN {r}" for s, r in SEVERITY_RANK.items())
+    + f" ELSE {SEVERITY_RANK[AlertSeverity.WARNING]} END"
+)
+
+
+def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upserted | None:
+    """Insert a new alert or count a repeat of the open one, in one statement.
+
+    The partial unique index (one open alert per key) is the arbiter: concurrent triggers
+    with one key queue on it and all but the first become repeats, with no lock taken
+    here and no read first. Returns None when the open alert exists but this repeat raises
+    its severity while it is in no incident: the caller routes that one under its lock.
+    On PostgreSQL a new alert's routing facts (maintenance now? any rules?) come back in
+    the same round trip.
+    """
+    table = Alert._meta.db_table
+    ops = connection.ops
+    postgres = connection.vendor == "postgresql"
+    as_json = "%s::jsonb" if postgres else "%s"
+    when = ops.adapt_datetimefield_value(now)
+    sets = ["times_seen = a.times_seen + 1", "last_seen = EXCLUDED.last_seen"]
+    sets.append("payload = EXCLUDED.payload")
+    for name in ("title", "labels", "annotations"):
+        if getattr(event, name):
+            sets.append(f"{name} = EXCLUDED.{name}")
+    returning = "id, times_seen"  # unqualified: SQLite's RETURNING refuses the alias
+    extra: list = []
+    if postgres:
+        # Evaluated for new alerts only (times_seen = 1); repeats skip the subqueries.
+        returning += (
+            ", CASE WHEN times_seen = 1 THEN EXISTS (SELECT 1 FROM "
+            f"{MaintenanceWindow._meta.db_table} w WHERE w.service_id = %s AND "
+            "w.cancelled_at IS NULL AND w.starts_at <= %s AND w.ends_at > %s) END"
+            ", CASE WHEN times_seen = 1 THEN EXISTS (SELECT 1 FROM "
+            f"{AlertRule._meta.db_table} r WHERE r.service_id = %s) END"
+        )
+        extra = [integration.service_id, when, when, integration.service_id]
+    sql = (
+        f"INSERT INTO {table} AS a (integration_id, service_id, dedup_key, group_key, status, "
+        "title, severity, source, labels, annotations, payload, first_seen, last_seen, "
+        "times_seen, in_maintenance) "
+        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
+        "1, %s) "
+        "ON CONFLICT (integration_id, dedup_key) WHERE NOT (status = 'resolved') "
+        f"DO UPDATE SET {', '.join(sets)} "
+        "WHERE a.incident_id IS NOT NULL OR "
+        f"{_SEVERITY_RANK_SQL.format(col='a.severity')} "
+        f"<= {_SEVERITY_RANK_SQL.format(col='EXCLUDED.severity')} "
+        f"RETURNING {returning}"
+    )
+    params = [
+        integration.pk,
+        integration.service_id,
+        event.dedup_key,
+        event.group_key,
+        AlertStatus.FIRING,
+        event.title,
+        event.severity,
+        event.source,
+        json.dumps(event.labels),
+        json.dumps(event.annotations),
+        json.dumps(event.payload),
+        when,
+        when,
+        False,
+        *extra,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _Upserted(*row)
+
+
 def _ingest_one(integration: Integration, event: AlertEvent, batch: _TimelineBatch):
     now = timezone.now()
     if event.action == TRIGGER:
-        # The common case in a storm is a repeat: one statement, no read first.
-        if _touch_open(integration, event, now):
-            return IngestResult(None, False, event.dedup_key)
-        rising = _open_alert(integration, event.dedup_key)
-        if rising is not None:
+        upserted = _upsert_trigger(integration, event, now)
+        if upserted is None:
+            rising = _open_alert(integration, event.dedup_key)
+            if rising is None:  # resolved in the meantime: go again, as a new alert
+                return _ingest_one(integration, event, batch)
             _repeat_rising(rising, event, now, batch)
             return IngestResult(rising, False, event.dedup_key)
-        try:
-            # A savepoint, so losing the race to a concurrent trigger with the same key
-            # (the partial unique index) leaves the request's transaction usable.
-            with transaction.atomic():
-                alert = Alert.objects.create(
-                    integration=integration,
-                    service=integration.service,
-                    dedup_key=event.dedup_key,
-                    group_key=event.group_key,
-                    title=event.title,
-                    severity=event.severity,
-                    source=event.source,
-                    labels=event.labels,
-                    annotations=event.annotations,
-                    payload=event.payload,
-                    first_seen=now,
-                    last_seen=now,
-                )
-        except IntegrityError:
-            # The winner committed its row: go again, now as a repeat (or, if it was
-            # resolved in between, as a new alert).
-            return _ingest_one(integration, event, batch)
-        _route(alert, batch, now)
+        if upserted.times_seen > 1:  # a repeat, counted
+            return IngestResult(None, False, event.dedup_key)
+        alert = Alert(
+            pk=upserted.alert_id,
+            integration=integration,
+            service_id=integration.service_id,
+            dedup_key=event.dedup_key,
+            group_key=event.group_key,
+            title=event.title,
+            severity=event.severity,
+            source=event.source,
+            labels=event.labels,
+            annotations=event.annotations,
+            payload=event.payload,
+            first_seen=now,
+            last_seen=now,
+        )
+        alert._state.adding = False
+        alert._state.db = connection.alias
+        facts = None
+        if upserted.in_maintenance is not None:
+            facts = _RoutingFacts(upserted.in_maintenance, upserted.has_rules)
+        _route(alert, batch, now, facts=facts)
+        # The row was written by SQL, not save(): tell post_save's listeners (the alerts
+        # page's refresh) as a save would have.
+        post_save.send(sender=Alert, instance=alert, created=True, update_fields=None, raw=False)
         return IngestResult(alert, True, event.dedup_key)
 
     alert = _open_alert(integration, event.dedup_key)
@@ -299,8 +389,8 @@ def _ingest_one(integration: Integration, event: AlertEvent, batch: _TimelineBat
 
 
 def _repeat_rising(alert: Alert, event: AlertEvent, now, batch: _TimelineBatch) -> None:
-    """A repeat of an open alert (row locked) that _touch_open skipped: it may have just
-    become severe enough to open an incident. Routed here once: afterwards its stored
+    """A repeat of an open alert (row locked) that _upsert_trigger left alone: it may have
+    just become severe enough to open an incident. Routed here once: afterwards its stored
     severity matches and repeats take the cheap path again."""
     fields = _repeat_fields(event, now)
     fields["times_seen"] = alert.times_seen + 1
@@ -321,12 +411,21 @@ def _repeat_rising(alert: Alert, event: AlertEvent, now, batch: _TimelineBatch) 
 
 @dataclass(frozen=True)
 class RouteDecision:
-    """What a new alert does. `severity` None: it is recorded only."""
+    """What a new alert does: opens (or joins) an incident, or is recorded only.
+
+    `severity` is the rule's; for the default it is looked up only when an incident is
+    actually opened (joining one needs no severity)."""
 
     rule: AlertRule | None
+    opens: bool
     severity: Severity | None
     grouping: str  # a RuleGrouping, or "default": same group first, then the window
     window: timedelta
+
+    def severity_to_open(self, alert: Alert) -> Severity | None:
+        if not self.opens:
+            return None
+        return self.severity or default_severity_for(alert.severity)
 
 
 DEFAULT_GROUPING = "default"
@@ -366,9 +465,10 @@ def route_decision(*, alert: Alert, rules: list[AlertRule] | None = None) -> Rou
     for rule in rules:
         if all_hold(rule.matchers, facts):
             window = timedelta(minutes=rule.window_minutes) if rule.window_minutes else _window()
-            severity = rule.severity if rule.action == RuleAction.OPEN else None
-            return RouteDecision(rule, severity, rule.grouping, window)
-    return RouteDecision(None, default_severity_for(alert.severity), DEFAULT_GROUPING, _window())
+            opens = rule.action == RuleAction.OPEN and rule.severity_id is not None
+            return RouteDecision(rule, opens, rule.severity, rule.grouping, window)
+    opens = alert.severity in PAGING_SEVERITIES
+    return RouteDecision(None, opens, None, DEFAULT_GROUPING, _window())
 
 
 def service_in_maintenance(*, service_id: int, at) -> MaintenanceWindow | None:
@@ -381,22 +481,53 @@ def service_in_maintenance(*, service_id: int, at) -> MaintenanceWindow | None:
     )
 
 
-def _route(alert: Alert, batch: _TimelineBatch, now) -> None:
+@dataclass(frozen=True)
+class _RoutingFacts:
+    in_maintenance: bool
+    has_rules: bool
+
+
+def _routing_facts(service_id: int, now) -> _RoutingFacts:
+    """Both in one round trip: the common service has no rules and no maintenance."""
+    found = (
+        Service.objects.filter(pk=service_id)
+        .annotate(
+            in_maintenance=Exists(
+                MaintenanceWindow.objects.filter(
+                    service=service_id,
+                    cancelled_at__isnull=True,
+                    starts_at__lte=now,
+                    ends_at__gt=now,
+                )
+            ),
+            has_rules=Exists(AlertRule.objects.filter(service=service_id)),
+        )
+        .values("in_maintenance", "has_rules")
+        .first()
+    ) or {"in_maintenance": False, "has_rules": False}
+    return _RoutingFacts(bool(found["in_maintenance"]), bool(found["has_rules"]))
+
+
+def _route(alert: Alert, batch: _TimelineBatch, now, facts: _RoutingFacts | None = None) -> None:
     """Open or join an incident for an alert that may wake someone up (row written by
     this transaction). Joining an open incident takes no service lock; opening one does."""
-    if service_in_maintenance(service_id=alert.service_id, at=now) is not None:
+    facts = facts or _routing_facts(alert.service_id, now)
+    if facts.in_maintenance:
         alert.in_maintenance = True
-        alert.save(update_fields=["in_maintenance"])
+        Alert.objects.filter(pk=alert.pk).update(in_maintenance=True)
         return
-    decision = route_decision(alert=alert)
+    decision = route_decision(alert=alert, rules=None if facts.has_rules else [])
     alert.rule = decision.rule
-    if decision.severity is None:
+    if not decision.opens:
         if decision.rule is not None:
-            alert.save(update_fields=["rule"])
+            Alert.objects.filter(pk=alert.pk).update(rule=decision.rule)
         return
     incident_id = _incident_to_join(alert, decision)
     opened = False
     if incident_id is None:
+        severity = decision.severity_to_open(alert)
+        if severity is None:  # no severities configured: the alert is recorded only
+            return
         # One opener per service at a time, so two alerts arriving together open one
         # incident: the second looks again once the first has committed.
         Service.objects.select_for_update().filter(pk=alert.service_id).first()
@@ -405,7 +536,7 @@ def _route(alert: Alert, batch: _TimelineBatch, now) -> None:
             incident_id = incident_declare(
                 declared_by=None,
                 title=alert.title[:200] or "Alert",
-                severity=decision.severity,
+                severity=severity,
                 detection_source=DetectionSource.ALERT,
                 services=[alert.service],
                 summary=_summary(alert),
@@ -413,7 +544,7 @@ def _route(alert: Alert, batch: _TimelineBatch, now) -> None:
             ).pk
             opened = True
     alert.incident_id = incident_id
-    alert.save(update_fields=["incident", "rule"])
+    Alert.objects.filter(pk=alert.pk).update(incident=incident_id, rule=decision.rule)
     batch.fired[incident_id].append((alert, opened))
 
 
@@ -620,8 +751,7 @@ def incident_declare_from_alert(
                 raise IncidentRefused(f"This alert is already part of {current.reference}.")
         severity = (
             severity
-            or route_decision(alert=locked).severity
-            or default_severity_for(locked.severity)
+            or route_decision(alert=locked).severity_to_open(locked)
             or Severity.objects.order_by("-level").first()
         )
         if severity is None:

@@ -174,4 +174,10 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.AddIndex(
+            model_name="alert",
+            index=models.Index(
+                fields=["service", "rule", "-last_seen"], name="alert_service_rule_seen"
+            ),
+        ),
     ]
