@@ -49,6 +49,7 @@ State = ScheduledMaintenance.State
 TITLE_MAX = 200
 MESSAGE_MAX = 5000
 LONGEST_WINDOW = timedelta(days=14)
+NOTICE_MAX_MINUTES = 24 * 60
 
 
 class MaintenanceRefused(Exception):
@@ -136,6 +137,8 @@ def maintenance_schedule(
         raise MaintenanceRefused("Choose components of this page.")
     if notice_minutes is None:
         notice_minutes = settings.STATUS_MAINTENANCE_NOTICE_MINUTES
+    if not 0 <= notice_minutes <= NOTICE_MAX_MINUTES:
+        raise MaintenanceRefused("Send the notice at most a day before the start.")
     with transaction.atomic():
         maintenance = ScheduledMaintenance.objects.create(
             page=page,
@@ -266,12 +269,24 @@ def maintenance_complete(*, maintenance_id: int, now: datetime | None = None) ->
 
 
 def maintenance_tick(*, now: datetime | None = None) -> dict[str, int]:
-    """Everything due now: notices, starts, completions. Safe to run concurrently."""
+    """Everything due now: notices, starts, completions. Safe to run concurrently.
+
+    One window that fails (logged) does not hold back the others; it is tried again on
+    the next tick, since nothing about it was committed.
+    """
     now = now or timezone.now()
-    counts = {"noticed": 0, "started": 0, "completed": 0}
-    # Windows whose notice time has come. The notice period is per window, so the
-    # comparison is done here over the (few) scheduled windows starting within a day.
-    horizon = now + timedelta(minutes=max(settings.STATUS_MAINTENANCE_NOTICE_MINUTES, 24 * 60))
+    counts = {"noticed": 0, "started": 0, "completed": 0, "failed": 0}
+
+    def attempt(step, key: str, pk: int) -> None:
+        try:
+            counts[key] += step(maintenance_id=pk, now=now)
+        except Exception:
+            log.exception("Maintenance %s: %s failed", pk, step.__name__)
+            counts["failed"] += 1
+
+    # The notice period is per window (at most a day), so it is compared here over the
+    # few scheduled windows starting within the next day.
+    horizon = now + timedelta(minutes=NOTICE_MAX_MINUTES)
     for pk, starts_at, minutes in ScheduledMaintenance.objects.filter(
         state=State.SCHEDULED,
         notice_sent_at__isnull=True,
@@ -279,13 +294,13 @@ def maintenance_tick(*, now: datetime | None = None) -> dict[str, int]:
         starts_at__lte=horizon,
     ).values_list("pk", "starts_at", "notice_minutes"):
         if minutes and starts_at - timedelta(minutes=minutes) <= now:
-            counts["noticed"] += maintenance_send_notice(maintenance_id=pk, now=now)
+            attempt(maintenance_send_notice, "noticed", pk)
     for pk in ScheduledMaintenance.objects.filter(
         state=State.SCHEDULED, starts_at__lte=now
     ).values_list("pk", flat=True)[:100]:
-        counts["started"] += maintenance_start(maintenance_id=pk, now=now)
+        attempt(maintenance_start, "started", pk)
     for pk in ScheduledMaintenance.objects.filter(
         state=State.IN_PROGRESS, ends_at__lte=now
     ).values_list("pk", flat=True)[:100]:
-        counts["completed"] += maintenance_complete(maintenance_id=pk, now=now)
+        attempt(maintenance_complete, "completed", pk)
     return counts

@@ -94,7 +94,7 @@ class MaintenanceForm(forms.Form):
     notice_minutes = forms.IntegerField(
         label="Notify subscribers this many minutes before",
         min_value=0,
-        max_value=24 * 60,
+        max_value=maintenance_services.NOTICE_MAX_MINUTES,
         help_text="0 sends no advance notice; at most a day.",
     )
 
@@ -201,7 +201,8 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
         "max_age_hours": settings.STATUS_CONFIRMATION_MAX_AGE_HOURS,
     }
     if request.method == "GET":
-        initial = {"email": request.GET.get("email", "")[:254]}
+        # The public page's own form may hand over the address typed there.
+        initial = {"email": request.GET.get("email", "")[:254]} if page.is_public else None
         form = SubscribeForm(initial=initial, page=page, user=request.user)
         return render(request, "statuspages/subscribe_form.html", {**context, "form": form})
     form = SubscribeForm(request.POST, page=page, user=request.user)

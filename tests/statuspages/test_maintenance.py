@@ -319,3 +319,39 @@ def test_scheduling_and_cancelling_refresh_the_cached_page(
     with django_capture_on_commit_callbacks(execute=True):
         maintenance_cancel(maintenance=maintenance)
     assert "Database upgrade" not in client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_notice_more_than_a_day_ahead_is_refused(page):
+    with pytest.raises(MaintenanceRefused, match="at most a day"):
+        schedule(page, notice_minutes=24 * 60 + 1)
+    assert not ScheduledMaintenance.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_one_failing_window_does_not_hold_back_the_others(page, monkeypatch):
+    from incidents.statuspages import services as status_services
+
+    broken = schedule(page, names=("Billing",), start=T0 + timedelta(hours=1), hours=3)
+    fine = schedule(page, names=("API",), start=T0 + timedelta(hours=1, minutes=1), hours=3)
+    real = status_services.component_status_set
+
+    def refuse_billing(*, component, **kwargs):
+        if component.name == "Billing":
+            raise RuntimeError("database hiccup")
+        return real(component=component, **kwargs)
+
+    monkeypatch.setattr(status_services, "component_status_set", refuse_billing)
+    with time_machine.travel(T0 + timedelta(hours=2), tick=False):
+        counts = status_tick()
+    assert counts["failed"] == 1 and counts["started"] == 1
+    broken.refresh_from_db()
+    fine.refresh_from_db()
+    assert broken.state == "scheduled"  # rolled back whole, tried again next tick
+    assert fine.state == "in_progress"
+    assert refreshed(page)["Billing"] == ComponentStatus.OPERATIONAL
+    monkeypatch.setattr(status_services, "component_status_set", real)
+    with time_machine.travel(T0 + timedelta(hours=2, seconds=30), tick=False):
+        status_tick()
+    broken.refresh_from_db()
+    assert broken.state == "in_progress"
