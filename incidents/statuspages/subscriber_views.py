@@ -207,17 +207,18 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "statuspages/subscribe_form.html", {**context, "form": form})
     form = SubscribeForm(request.POST, page=page, user=request.user)
     if not form.is_valid():
-        template = "statuspages/subscribe_form.html"
-        if request.htmx:
-            template = "statuspages/_subscribe.html"
-        return render(request, template, {**context, "form": form}, status=422)
+        return render(
+            request, "statuspages/subscribe_form.html", {**context, "form": form}, status=422
+        )
     email = form.cleaned_data["email"] if page.is_public else request.user.email
     try:
         email = subscriptions.normalise_email(email)
         subscriptions.subscribe_rate_check(client_ip=_client_ip(request), email=email)
     except ValidationError:
         form.add_error("email", "Enter a valid email address.")
-        return render(request, "statuspages/subscribe_form.html", {**context, "form": form}, 422)
+        return render(
+            request, "statuspages/subscribe_form.html", {**context, "form": form}, status=422
+        )
     except subscriptions.RateLimited as limited:
         response = render(
             request,
@@ -233,10 +234,7 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
         components=form.cleaned_data["components"],
         user=None if page.is_public else request.user,
     )
-    template = "statuspages/subscribe_sent.html"
-    if request.htmx:
-        template += "#sent"
-    return render(request, template, context)
+    return render(request, "statuspages/subscribe_sent.html", context)
 
 
 def _invalid_link(request: HttpRequest) -> HttpResponse:
