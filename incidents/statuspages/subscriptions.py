@@ -243,7 +243,10 @@ def email_subscription_request(
 def _enqueue_confirmation(subscriber_id: int, sent_at: datetime) -> None:
     from incidents.statuspages.tasks import enqueue, status_confirmation_send
 
-    enqueue(status_confirmation_send, subscriber_id, sent_at.isoformat())
+    try:
+        enqueue(status_confirmation_send, subscriber_id, sent_at.isoformat())
+    except Exception:  # the broker is down: the answer stays the same; asking again works
+        log.exception("Could not enqueue the confirmation for subscriber %s", subscriber_id)
 
 
 def confirmation_email_send(*, subscriber_id: int, sent_at: str) -> bool:
@@ -390,7 +393,10 @@ def status_event_record(
 def _enqueue_fan_out(event_id: int) -> None:
     from incidents.statuspages.tasks import enqueue, status_event_fan_out
 
-    enqueue(status_event_fan_out, event_id)
+    try:
+        enqueue(status_event_fan_out, event_id)
+    except Exception:  # the broker is down: status_tick fans the event out later
+        log.exception("Could not enqueue the fan-out of status event %s", event_id)
 
 
 def page_path(page: StatusPage) -> str:

@@ -6,6 +6,8 @@ anything to do, so a task delivered twice (or racing the beat's sweep) does noth
 
 from __future__ import annotations
 
+import smtplib
+
 from celery import current_task, shared_task
 from django.utils import timezone
 
@@ -24,8 +26,15 @@ def enqueue(task, *args) -> None:
         task.delay(*args)
 
 
-@shared_task
+# The mail server being down is worth waiting for: the person is looking at their inbox.
+@shared_task(
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=6,
+)
 def status_confirmation_send(subscriber_id: int, sent_at: str) -> bool:
+    """Idempotent: sends only while `sent_at` is still the subscriber's latest request."""
     return subscriptions.confirmation_email_send(subscriber_id=subscriber_id, sent_at=sent_at)
 
 

@@ -530,3 +530,36 @@ def test_a_reader_who_loses_access_receives_nothing_more(
         )
     assert StatusDelivery.objects.get().state == StatusDelivery.State.CANCELLED
     assert smtp.wait_for(1, timeout=1) == []
+
+
+@pytest.mark.django_db
+def test_with_the_broker_down_publishing_works_and_the_beat_sends_later(
+    client, smtp, page, commander, monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    from incidents.statuspages import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    _active(page, "ann@example.test")
+    with monkeypatch.context() as patched:
+        patched.setattr(tasks.status_event_fan_out, "delay", broker_down)
+        patched.setattr(tasks.status_confirmation_send, "delay", broker_down)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert subscribe(client, page, email="bo@example.test").status_code == 200
+            component_status_set(
+                component=page.components.first(),
+                status=ComponentStatus.MAJOR_OUTAGE,
+                actor=commander,
+            )
+    assert smtp.wait_for(1, timeout=0.5) == []
+    assert StatusEvent.objects.get().fanned_out_at is None
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        from incidents.statuspages.tasks import status_tick
+
+        status_tick()
+    [notice] = smtp.wait_for(1)
+    assert notice["To"] == "ann@example.test"
