@@ -7,7 +7,6 @@ from incidents.statuspages.models import (
     ComponentStatus,
     PublicStatus,
     StatusPage,
-    StatusUpdateTemplate,
 )
 from incidents.statuspages.services import MESSAGE_MAX_LENGTH
 
@@ -37,10 +36,6 @@ class PublicUpdateForm(forms.Form):
         super().__init__(*args, **kwargs)
         if pages is not None:
             self.fields["pages"].queryset = StatusPage.objects.filter(pk__in=[p.pk for p in pages])
-
-
-class TemplateChoiceForm(forms.Form):
-    template = forms.ModelChoiceField(queryset=StatusUpdateTemplate.objects.all(), required=False)
 
 
 class ComponentStatusesForm(forms.Form):

@@ -12,7 +12,6 @@ from datetime import date, datetime, time, timedelta
 
 from django.core.paginator import Paginator
 from django.db.models import F
-from django.utils import timezone
 
 from incidents.models import Incident
 from incidents.statuspages.models import (
@@ -315,7 +314,3 @@ def incident_status_panel(*, incident: Incident) -> IncidentPanel:
         updates=updates,
         templates=list(StatusUpdateTemplate.objects.all()),
     )
-
-
-def now() -> datetime:
-    return timezone.now()

@@ -26,7 +26,6 @@ from django_htmx.http import trigger_client_event
 from incidents.markdown import render_markdown
 from incidents.models import Incident
 from incidents.permissions import incident_get_for_view
-from incidents.selectors import incident_roles_active
 from incidents.statuspages import selectors
 from incidents.statuspages.caching import (
     HISTORY_PAGES_CACHED,
@@ -499,10 +498,6 @@ def incident_component_statuses(request: HttpRequest, pk: int) -> HttpResponse:
         return trigger_client_event(response, "timeline-refresh")
     messages.success(request, notice)
     return redirect("incidents:detail", pk=incident.pk)
-
-
-def incident_panel_roles(incident: Incident):
-    return incident_roles_active(incident=incident)
 
 
 @require_http_methods(["GET"])
