@@ -462,6 +462,9 @@ class Alert(models.Model):
     )
     # It arrived while its service was in a maintenance window: recorded, nobody paged.
     in_maintenance = models.BooleanField(default=False)
+    # It joined an incident during a burst; its arrival is written on the timeline with
+    # the burst's other arrivals a few seconds later (see alerting.services).
+    arrival_pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-last_seen", "-pk"]

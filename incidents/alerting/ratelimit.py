@@ -1,4 +1,5 @@
-"""A rate limit per integration, shared by every web process.
+"""A rate limit per integration, shared by every web process (and a one-shot claim built
+on the same store).
 
 A fixed one-minute window counted in Redis: one round trip runs a small Lua script that
 increments the window's counter and sets its expiry on the first hit, so the count and
@@ -90,3 +91,16 @@ def integration_rate_count(*, integration_id: int, now: float | None = None) -> 
     except Exception:
         return 0
     return int(value or 0)
+
+
+def claim_once(*, key: str, seconds: int) -> bool:
+    """True for the first caller with this key in `seconds`, across every web process
+    (SET NX EX in Redis; cache.add without Redis). Also True when the store is down: the
+    caller then does its work every time, as it would with no gate at all."""
+    try:
+        if getattr(settings, "REDIS_URL", ""):
+            return bool(_script().registered_client.set(key, 1, nx=True, ex=seconds))
+        return cache.add(key, 1, seconds)
+    except Exception:
+        logger.warning("Claim store unavailable; not gathering", exc_info=True)
+        return True

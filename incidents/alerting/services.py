@@ -10,6 +10,7 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -17,8 +18,10 @@ from django.db.models import Exists
 from django.db.models.signals import post_save
 from django.utils import timezone
 
+from incidents.alerting import routing_tasks
 from incidents.alerting.matchers import AlertFacts, all_hold
 from incidents.alerting.parsers import ACKNOWLEDGE, RESOLVE, TRIGGER, AlertEvent
+from incidents.alerting.ratelimit import claim_once
 from incidents.models import (
     OPEN_STATUSES,
     Alert,
@@ -117,34 +120,86 @@ class IngestResult:
     dedup_key: str
 
 
+# A burst of new alerts joining one incident is written on its timeline as one entry:
+# the first writes at once and schedules the entry for the others this many seconds on.
+ARRIVAL_GATHER_SECONDS = 5
+
+
 class _TimelineBatch:
     """Timeline entries a request owes its incidents, written once per incident at the end.
 
     An Alertmanager notification can carry a hundred alerts of one group: the incident
-    gets one entry saying so, not a hundred, and its row lock is taken once.
+    gets one entry saying so, not a hundred, and its row lock is taken once. Arrivals
+    gathered from earlier requests (arrival_pending) join the entry.
     """
 
     def __init__(self, actor=None):
         self.actor = actor
         self.fired: dict[int, list[tuple[Alert, bool]]] = defaultdict(list)  # (alert, opened)
         self.resolved: dict[int, list[Alert]] = defaultdict(list)
+        self.gather_after: set[int] = set()  # incidents whose burst this request started
 
     def flush(self) -> None:
-        """Call inside the transaction that changed the alerts. Locks each incident in id
-        order (so two requests never wait on each other's incidents crosswise)."""
+        """Call inside the transaction that changed the alerts. Takes pending arrivals'
+        rows, then each incident's lock in id order: the order intake takes them in, so
+        two requests (or the gathering task) never wait on each other crosswise."""
         for incident_id in sorted(set(self.fired) | set(self.resolved)):
+            gathered = _claim_pending_arrivals(incident_id)
             # Only what the entries need: the lock, the revision, whether it is open.
             incident = (
                 Incident.objects.select_for_update()
                 .only("id", "revision", "status")
                 .get(pk=incident_id)
             )
-            if self.fired.get(incident_id):
-                _record_fired(incident, self.fired[incident_id])
+            fired = [(a, False) for a in gathered] + self.fired.get(incident_id, [])
+            if fired:
+                _record_fired(incident, fired)
             if self.resolved.get(incident_id):
                 _record_resolved(incident, self.resolved[incident_id], actor=self.actor)
+        for incident_id in self.gather_after:
+            transaction.on_commit(
+                partial(_schedule_gathering, incident_id),
+                robust=True,  # broker down: the next burst's first arrival writes them
+            )
         self.fired.clear()
         self.resolved.clear()
+        self.gather_after.clear()
+
+
+def _schedule_gathering(incident_id: int) -> None:
+    routing_tasks.alert_arrivals_note_task.apply_async(
+        args=(incident_id,), countdown=ARRIVAL_GATHER_SECONDS + 1
+    )
+
+
+def _claim_pending_arrivals(incident_id: int) -> list[Alert]:
+    """Take this incident's gathered arrivals (clearing their flag in one statement, which
+    also locks their rows): what the next timeline entry must name."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Alert._meta.db_table} SET arrival_pending = %s "
+            "WHERE incident_id = %s AND arrival_pending RETURNING id, title, severity",
+            [False, incident_id],
+        )
+        rows = cursor.fetchall()
+    return [Alert(pk=pk, title=title, severity=severity) for pk, title, severity in sorted(rows)]
+
+
+def alert_arrivals_note(*, incident_id: int) -> int:
+    """Write the incident's gathered alert arrivals as one timeline entry; returns how
+    many. Idempotent: claimed with a conditional UPDATE, so a second run (or a request
+    that got there first) finds nothing to write."""
+    with transaction.atomic():
+        gathered = _claim_pending_arrivals(incident_id)
+        if not gathered:
+            return 0
+        incident = (
+            Incident.objects.select_for_update()
+            .only("id", "revision", "status")
+            .get(pk=incident_id)
+        )
+        _record_fired(incident, [(a, False) for a in gathered])
+    return len(gathered)
 
 
 def _titles(alerts: list[Alert], limit: int = 5) -> str:
@@ -284,8 +339,17 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     postgres = connection.vendor == "postgresql"
     as_json = "%s::jsonb" if postgres else "%s"
     when = ops.adapt_datetimefield_value(now)
-    sets = ["times_seen = a.times_seen + 1", "last_seen = EXCLUDED.last_seen"]
-    sets.append("payload = EXCLUDED.payload")
+    sets = ["times_seen = a.times_seen + 1", "payload = EXCLUDED.payload"]
+    if postgres:
+        # last_seen is indexed: changing it makes every repeat a non-HOT update (a new
+        # entry in each of the table's indexes). To the second is all a person reads, so
+        # a storm's repeats within one second leave it, and the indexes, alone.
+        sets.append(
+            "last_seen = CASE WHEN EXCLUDED.last_seen >= a.last_seen + interval '1 second' "
+            "THEN EXCLUDED.last_seen ELSE a.last_seen END"
+        )
+    else:
+        sets.append("last_seen = EXCLUDED.last_seen")
     for name in ("title", "labels", "annotations"):
         if getattr(event, name):
             sets.append(f"{name} = EXCLUDED.{name}")
@@ -304,9 +368,9 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     sql = (
         f"INSERT INTO {table} AS a (integration_id, service_id, dedup_key, group_key, status, "
         "title, severity, source, labels, annotations, payload, first_seen, last_seen, "
-        "times_seen, in_maintenance) "
+        "times_seen, in_maintenance, arrival_pending) "
         f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
-        "1, %s) "
+        "1, %s, %s) "
         "ON CONFLICT (integration_id, dedup_key) WHERE NOT (status = 'resolved') "
         f"DO UPDATE SET {', '.join(sets)} "
         "WHERE a.incident_id IS NOT NULL OR "
@@ -328,6 +392,7 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
         json.dumps(event.payload),
         when,
         when,
+        False,
         False,
         *extra,
     ]
@@ -544,8 +609,19 @@ def _route(alert: Alert, batch: _TimelineBatch, now, facts: _RoutingFacts | None
             ).pk
             opened = True
     alert.incident_id = incident_id
-    Alert.objects.filter(pk=alert.pk).update(incident=incident_id, rule=decision.rule)
-    batch.fired[incident_id].append((alert, opened))
+    # The first alert to join in a burst is written now and schedules one entry for the
+    # rest; the rest only set their flag (no incident lock, no timeline write each).
+    first_of_burst = opened or claim_once(
+        key=f"alert-arrivals:{incident_id}", seconds=ARRIVAL_GATHER_SECONDS
+    )
+    alert.arrival_pending = not first_of_burst
+    Alert.objects.filter(pk=alert.pk).update(
+        incident=incident_id, rule=decision.rule, arrival_pending=alert.arrival_pending
+    )
+    if first_of_burst:
+        batch.fired[incident_id].append((alert, opened))
+        if not opened:
+            batch.gather_after.add(incident_id)
 
 
 def _summary(alert: Alert) -> str:
@@ -556,31 +632,51 @@ def _summary(alert: Alert) -> str:
     return "\n\n".join(lines)
 
 
+def _join_sql(where: str) -> str:
+    """The newest alert matching `where` whose incident is open: its incident's id.
+
+    Raw and composed once, because every new alert that may page runs it (composing it
+    with the ORM cost as much as running it)."""
+    statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+    return (
+        f"SELECT a.incident_id FROM {Alert._meta.db_table} a "
+        f"JOIN {Incident._meta.db_table} i ON i.id = a.incident_id "
+        f"WHERE {where} AND a.id <> %s AND i.status IN ({statuses}) "
+        "ORDER BY a.last_seen DESC LIMIT 1"
+    )
+
+
+_JOIN_SAME_GROUP = _join_sql(
+    "a.integration_id = %s AND a.group_key = %s AND NOT (a.status = 'resolved')"
+)
+# Alerts routed by the same rule (or all by the default) within the window; the
+# (service, rule, -last_seen) index serves both shapes.
+_JOIN_WINDOW_DEFAULT = _join_sql("a.service_id = %s AND a.rule_id IS NULL AND a.last_seen >= %s")
+_JOIN_WINDOW_RULE = _join_sql("a.service_id = %s AND a.rule_id = %s AND a.last_seen >= %s")
+
+
+def _first_value(sql: str, params: list):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def _incident_to_join(alert: Alert, decision: RouteDecision) -> int | None:
     if decision.grouping == RuleGrouping.NONE:
         return None
-    open_alerts = Alert.objects.filter(incident__status__in=OPEN_STATUSES).exclude(pk=alert.pk)
     if alert.group_key and decision.grouping in (RuleGrouping.GROUP_KEY, DEFAULT_GROUPING):
-        same_group = (
-            open_alerts.filter(integration=alert.integration_id, group_key=alert.group_key)
-            .exclude(status=AlertStatus.RESOLVED)
-            .order_by("-last_seen")
-            .values_list("incident_id", flat=True)
-            .first()
+        same_group = _first_value(
+            _JOIN_SAME_GROUP, [alert.integration_id, alert.group_key, alert.pk]
         )
         if same_group is not None:
             return same_group
     if decision.grouping in (RuleGrouping.WINDOW, DEFAULT_GROUPING):
-        # Alerts routed by the same rule (or all by the default) within the window.
-        return (
-            open_alerts.filter(
-                service=alert.service_id,
-                rule=decision.rule,
-                last_seen__gte=alert.first_seen - decision.window,
-            )
-            .order_by("-last_seen")
-            .values_list("incident_id", flat=True)
-            .first()
+        since = connection.ops.adapt_datetimefield_value(alert.first_seen - decision.window)
+        if decision.rule is None:
+            return _first_value(_JOIN_WINDOW_DEFAULT, [alert.service_id, since, alert.pk])
+        return _first_value(
+            _JOIN_WINDOW_RULE, [alert.service_id, decision.rule.pk, since, alert.pk]
         )
     return None
 

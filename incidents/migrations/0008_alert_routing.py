@@ -180,4 +180,9 @@ class Migration(migrations.Migration):
                 fields=["service", "rule", "-last_seen"], name="alert_service_rule_seen"
             ),
         ),
-    ]
+            migrations.AddField(
+            model_name="alert",
+            name="arrival_pending",
+            field=models.BooleanField(default=False),
+        ),
+]

@@ -201,3 +201,90 @@ def test_future_cancelled_or_past_windows_do_not_hold_alerts(service, window):  
     am(service, labelled("a"))
     assert not Alert.objects.get().in_maintenance
     assert Incident.objects.count() == 1
+
+
+# --- A burst of arrivals: one timeline entry, not one per alert ------------------------
+
+
+def _end_burst(incident_id):
+    """What ARRIVAL_GATHER_SECONDS of quiet does: the next arrival starts a new burst."""
+    from django.conf import settings as django_settings
+    from django.core.cache import cache
+
+    from incidents.alerting import ratelimit
+
+    key = f"alert-arrivals:{incident_id}"
+    if django_settings.REDIS_URL:
+        ratelimit._script().registered_client.delete(key)
+    else:
+        cache.delete(key)
+
+
+def test_a_burst_of_joining_alerts_is_gathered_into_one_entry(service):  # noqa: F811
+    from incidents.alerting.services import alert_arrivals_note
+
+    _, token = make_integration(service, "pagerduty")
+    for n in range(5):
+        post(url("pagerduty", token), pd(token, "trigger", f"k{n}", summary=f"Errors {n}"))
+    incident = Incident.objects.get()
+    assert incident.alerts.count() == 5
+    fired = list(incident.timeline.filter(data__event="fired").order_by("pk"))
+    # The opener and the first to join are written at once; the other three wait.
+    assert [e.body for e in fired] == [
+        "Critical alert fired and opened this incident: Errors 0",
+        "Critical alert fired and joined this incident: Errors 1",
+    ]
+    assert Alert.objects.filter(arrival_pending=True).count() == 3
+
+    assert alert_arrivals_note(incident_id=incident.pk) == 3  # what the scheduled task runs
+    last = incident.timeline.filter(data__event="fired").order_by("-pk").first()
+    assert last.body == "3 alerts fired and joined this incident: Errors 2; Errors 3; Errors 4"
+    assert sorted(last.data["alerts"]) == sorted(
+        Alert.objects.filter(dedup_key__in=["k2", "k3", "k4"]).values_list("pk", flat=True)
+    )
+    assert not Alert.objects.filter(arrival_pending=True).exists()
+    assert alert_arrivals_note(incident_id=incident.pk) == 0  # nothing twice
+
+
+def test_the_first_joiner_schedules_the_gathering_task(
+    service,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+):
+    from incidents.alerting import routing_tasks
+
+    _, token = make_integration(service, "pagerduty")
+    post(url("pagerduty", token), pd(token, "trigger", "a"))
+    calls = []
+    monkeypatch.setattr(
+        routing_tasks.alert_arrivals_note_task, "apply_async", lambda **kw: calls.append(kw)
+    )
+    for key in ("b", "c"):
+        with django_capture_on_commit_callbacks(execute=True):
+            post(url("pagerduty", token), pd(token, "trigger", key))
+    incident = Incident.objects.get()
+    assert calls == [{"args": (incident.pk,), "countdown": 6}]  # once per burst
+
+
+def test_the_worker_knows_the_gathering_task():
+    import incidents.tasks  # noqa: F401  (what the worker's autodiscovery imports)
+    from config.celery import app
+
+    assert "incidents.alerting.routing_tasks.alert_arrivals_note_task" in app.tasks
+
+
+def test_gathered_arrivals_join_the_next_entry_if_the_task_never_ran(service):  # noqa: F811
+    _, token = make_integration(service, "pagerduty")
+    for key in ("a", "b", "c"):
+        post(url("pagerduty", token), pd(token, "trigger", key, summary=key.upper()))
+    incident = Incident.objects.get()
+    assert Alert.objects.get(dedup_key="c").arrival_pending
+    _end_burst(incident.pk)
+    post(url("pagerduty", token), pd(token, "trigger", "d", summary="D"))
+    last = incident.timeline.filter(data__event="fired").order_by("-pk").first()
+    assert last.body == "2 alerts fired and joined this incident: C; D"
+    # A resolution also writes any waiting arrival first.
+    post(url("pagerduty", token), pd(token, "trigger", "e", summary="E"))
+    post(url("pagerduty", token), pd(token, "resolve", "a"))
+    bodies = list(incident.timeline.order_by("-pk").values_list("body", flat=True)[:2])
+    assert bodies == ["Alert resolved: A", "Critical alert fired and joined this incident: E"]

@@ -1,0 +1,16 @@
+"""Thin Celery task for alert routing: write gathered alert arrivals on the timeline.
+
+Registered through incidents.alerting.services, which imports this module (the worker
+loads services via incidents/tasks.py -> incidents.alerting.tasks -> heartbeats).
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task
+def alert_arrivals_note_task(incident_id: int) -> int:
+    from incidents.alerting import services
+
+    return services.alert_arrivals_note(incident_id=incident_id)
