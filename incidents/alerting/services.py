@@ -805,7 +805,10 @@ def alert_attach(*, alerts, incident: Incident, actor) -> int:
             raise IncidentRefused("A closed incident cannot take more alerts.")
         if not locked:
             return 0
-        Alert.objects.filter(pk__in=[a.pk for a in locked]).update(incident=incident)
+        # Named in this entry, so no longer waiting to be gathered on another incident.
+        Alert.objects.filter(pk__in=[a.pk for a in locked]).update(
+            incident=incident, arrival_pending=False
+        )
         noun = "an alert" if len(locked) == 1 else f"{len(locked)} alerts"
         timeline_record(
             incident=incident,
@@ -862,7 +865,8 @@ def incident_declare_from_alert(
             page=True,
         )
         locked.incident = incident
-        locked.save(update_fields=["incident"])
+        locked.arrival_pending = False
+        locked.save(update_fields=["incident", "arrival_pending"])
         incident = _lock(incident)
         timeline_record(
             incident=incident,

@@ -32,6 +32,7 @@ def test_rules_and_maintenance_on_the_service_page(page_as, live_server, screens
     page.get_by_label("Window (minutes)").fill("15")
     page.get_by_role("button", name="Save rule").click()
     expect(page.locator(".field-error")).to_contain_text("Line 2: the regular expression repeats")
+    screenshot(page, "alert-rule-form-error")
     page.get_by_label("Matches alerts where").fill("labels.team = db\nlabels.instance =~ db-[0-9]+")
     page.get_by_role("button", name="Save rule").click()
     expect(page.locator("#rule-default")).to_contain_text("Alerts no rule matches")
