@@ -355,3 +355,16 @@ def test_one_failing_window_does_not_hold_back_the_others(page, monkeypatch):
         status_tick()
     broken.refresh_from_db()
     assert broken.state == "in_progress"
+
+
+@pytest.mark.django_db
+def test_the_json_summary_lists_windows_in_progress_and_upcoming(client, page):
+    with time_machine.travel(T0, tick=False):
+        running = schedule(page, start=T0 + timedelta(minutes=1))
+        ScheduledMaintenance.objects.filter(pk=running.pk).update(state="in_progress")
+        schedule(page, names=("Billing",), start=T0 + timedelta(days=1))
+        data = client.get(reverse("status:summary", kwargs={"slug": page.slug})).json()
+    windows = data["scheduled_maintenances"]
+    assert [m["name"] for m in windows["in_progress"]] == ["Database upgrade"]
+    assert [m["components"] for m in windows["upcoming"]] == [["Billing"]]
+    assert windows["upcoming"][0]["scheduled_for"].startswith("2026-06-02T09:00")
