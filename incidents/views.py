@@ -47,6 +47,7 @@ from incidents.models import (
     Incident,
     IncidentRole,
     IncidentStatus,
+    IntegrationKind,
     Milestone,
     Service,
     Severity,
@@ -686,7 +687,8 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if incident_can_declare(request.user):  # responders see and manage integrations
         from incidents.alerting.views import IntegrationForm
 
-        context["integrations"] = service.integrations.all()
+        # Heartbeats have their own section; here only the integrations that send alerts.
+        context["integrations"] = service.integrations.exclude(kind=IntegrationKind.HEARTBEAT)
         context["integration_form"] = IntegrationForm()
     return render(request, "incidents/service_detail.html", context)
 

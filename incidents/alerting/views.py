@@ -443,7 +443,7 @@ def _render_service(
         {
             "service": service,
             "incidents": recent,
-            "integrations": service.integrations.select_related("heartbeat"),
+            "integrations": service.integrations.exclude(kind=IntegrationKind.HEARTBEAT),
             "integration_form": form or IntegrationForm(),
             "heartbeat_form": heartbeat_form,
             "new_url": new_url,
