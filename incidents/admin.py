@@ -161,7 +161,6 @@ class HeartbeatMonitorAdmin(admin.ModelAdmin):
         return False
 
 
-
 # --- Status pages (issue 5) -------------------------------------------------------------
 from incidents.statuspages.admin import register_status_page_admin  # noqa: E402
 
