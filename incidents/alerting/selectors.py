@@ -9,6 +9,8 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 from django.db.models.signals import post_save
 from django.http import Http404
 from django.utils import timezone
@@ -63,7 +65,9 @@ def _search(term: str) -> Q:
     if "=" in term and " " not in term:
         key, _, value = term.partition("=")
         if key and value and key.replace("_", "").replace("-", "").isalnum():
-            return Q(**{f"labels__{key}": value})
+            # The key as one JSON key, never parsed as a lookup: "isnull=x" or "regex=("
+            # is a label called isnull or regex (a lookup there would be a 500).
+            return Q(Exact(KeyTextTransform(key, "labels"), value))
     return Q(title__icontains=term) | Q(dedup_key=term) | Q(labels__icontains=term)
 
 
