@@ -1,7 +1,13 @@
-"""The Atom feed of a status page: every update published to it, newest first."""
+"""The Atom feed of a status page: every update published to it, newest first.
+
+Links are absolute from SITE_URL (the syndication framework would otherwise take the
+request's host): the feed is cached and served to every reader, so the first reader's
+Host header must not end up in it.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
@@ -23,10 +29,10 @@ class StatusPageFeed(Feed):
         return page.description or f"Updates published to {page.title}"
 
     def link(self, page: StatusPage) -> str:
-        return reverse("status:page", args=[page.slug])
+        return settings.SITE_URL + reverse("status:page", args=[page.slug])
 
     def feed_url(self, page: StatusPage) -> str:
-        return reverse("status:feed", args=[page.slug])
+        return settings.SITE_URL + reverse("status:feed", args=[page.slug])
 
     def items(self, page: StatusPage) -> list[StatusUpdate]:
         return page_feed_updates(page=page)
@@ -38,7 +44,7 @@ class StatusPageFeed(Feed):
         return update.message_html  # sanitised when it was published
 
     def item_link(self, update: StatusUpdate) -> str:
-        return reverse("status:page", args=[self._page.slug]) + f"#update-{update.pk}"
+        return self.link(self._page) + f"#update-{update.pk}"
 
     def item_guid(self, update: StatusUpdate) -> str:
         return f"tag:firebreak,status-update:{self._page.slug}:{update.pk}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -170,7 +171,9 @@ def render_summary(request: HttpRequest, page: StatusPage) -> dict:
     overall = selectors.overall_status(components)
     active = selectors.page_active_incidents(page=page)
     maintenances = selectors.maintenances_for(page=page, now=now)
-    page_url = request.build_absolute_uri(reverse("status:page", args=[page.slug]))
+    # SITE_URL, not the request's host: this rendering is cached and shared by every
+    # reader, so one reader's Host header must not end up in it.
+    page_url = settings.SITE_URL + reverse("status:page", args=[page.slug])
 
     def maintenance(m) -> dict:
         return {

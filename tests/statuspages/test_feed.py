@@ -7,7 +7,9 @@ from incidents.statuspages.services import status_update_publish
 from tests.statuspages.conftest import make_status_page
 
 
-def test_a_feed_reader_reads_the_published_updates_newest_first(client, incident, commander):
+def test_a_feed_reader_reads_the_published_updates_newest_first(
+    client, incident, commander, settings
+):
     page = make_status_page("acme", title="Acme status")
     other = make_status_page("other")
     for status, message in (
@@ -36,7 +38,7 @@ def test_a_feed_reader_reads_the_published_updates_newest_first(client, incident
     assert titles == ["Slow checkout: Identified", "Slow checkout: Investigating"]
     assert "<strong>slow</strong>" in feed.entries[1].summary
     assert all("Only on the other page" not in e.summary for e in feed.entries)
-    assert feed.entries[0].link.startswith("http://testserver/status/acme/#update-")
+    assert feed.entries[0].link.startswith(settings.SITE_URL + "/status/acme/#update-")
     assert len({e.id for e in feed.entries}) == 2
 
 

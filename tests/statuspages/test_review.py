@@ -1,0 +1,36 @@
+"""Found in review: what one reader's request can make the shared cache tell everyone."""
+
+from __future__ import annotations
+
+import json
+
+import feedparser
+from django.urls import reverse
+
+from incidents.statuspages.services import status_update_publish
+from tests.statuspages.conftest import make_status_page
+
+
+def test_the_cached_json_and_feed_name_the_site_not_the_first_readers_host(
+    client, incident, commander, settings
+):
+    """Renderings are shared by every reader: a Host header (any name ALLOWED_HOSTS lets
+    through) or X-Forwarded-Proto sent by the first reader must not end up in them."""
+    settings.SITE_URL = "https://status.example.org"
+    page = make_status_page("acme", title="Acme status")
+    status_update_publish(
+        incident=incident, pages=[page], status="investigating", message="Looking.",
+        title="Slow checkout", actor=commander,
+    )  # fmt: skip
+    summary_url = reverse("status:summary", args=["acme"])
+    feed_url = reverse("status:feed", args=["acme"])
+    for url in (summary_url, feed_url):
+        assert client.get(url, HTTP_HOST="localhost").status_code == 200  # fills the cache
+
+    data = json.loads(client.get(summary_url).content)
+    assert data["page"]["url"] == "https://status.example.org/status/acme/"
+    feed = feedparser.parse(client.get(feed_url).content)
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.feed.link == "https://status.example.org/status/acme/"
+    assert feed.entries[0].link.startswith("https://status.example.org/status/acme/#update-")
+    assert "localhost" not in client.get(feed_url).content.decode()
