@@ -7,6 +7,12 @@ pages from that key before sessions, authentication or the database are touched;
 fill it. Every publish, status change or maintenance change drops the page's keys
 (`page_cache_forget`), so a reader sees a change on the next request; the short TTL only
 covers what changes with the clock alone (the day rolling over in the history bars).
+
+Each page also has a generation in the cache, bumped by every forget. A view reads it
+before it loads the page and stores it in the entry; an entry is used only while its
+generation is the current one (read in the same round trip). So a rendering that was
+still in progress when the page changed (made internal, say) is never served, though it
+finished and was stored after the forget.
 """
 
 from __future__ import annotations
@@ -39,9 +45,29 @@ def cache_key(slug: str, variant: str) -> str:
     return f"statuspage:{slug}:{variant}"
 
 
+def _generation_key(slug: str) -> str:
+    return f"statuspage-generation:{slug}"
+
+
+def page_generation(slug: str) -> int | None:
+    """Read before the page is loaded; pass to `cached_or_render`."""
+    try:
+        return cache.get(_generation_key(slug))
+    except Exception as exc:
+        log.warning("Status page cache unavailable: %s", exc)
+        return None
+
+
 def page_cache_forget(page) -> None:
     keys = [cache_key(page.slug, v) for v in VARIANTS]
     try:
+        # First the generation (renderings in progress will not be served), then the keys.
+        key = _generation_key(page.slug)
+        cache.add(key, 0, None)
+        try:
+            cache.incr(key)
+        except ValueError:  # evicted between add and incr
+            cache.set(key, 1, None)
         cache.delete_many(keys)
     except Exception as exc:  # entries expire within CACHE_TTL anyway
         log.warning("Could not drop cached status page %s: %s", page.slug, exc)
@@ -76,12 +102,17 @@ def _remember_body(etag: str, body: bytes) -> None:
 
 
 def cache_get(slug: str, variant: str, *, with_body: bool = True) -> dict | None:
-    """The stored entry (headers, and the body unless `with_body` is false), or None."""
+    """The stored entry (headers, and the body unless `with_body` is false), or None
+    when there is none of the page's current generation."""
+    key, generation_key = cache_key(slug, variant), _generation_key(slug)
     try:
-        meta = cache.get(cache_key(slug, variant))
+        found = cache.get_many([key, generation_key])
     except Exception as exc:  # the cache is an optimisation: render instead
         log.warning("Status page cache unavailable: %s", exc)
         return None
+    meta = found.get(key)
+    if meta is not None and meta.get("generation") != found.get(generation_key):
+        return None  # rendered from the page as it was before a change
     if meta is None or not with_body:
         return meta
     body = _body_for(meta["etag"])
@@ -103,8 +134,10 @@ def _body_for(etag: str) -> bytes | None:
     return body
 
 
-def cache_set(slug: str, variant: str, entry: dict) -> None:
+def cache_set(slug: str, variant: str, entry: dict, *, generation: int | None) -> None:
+    """Store `entry`, rendered from the page as loaded under `generation`."""
     meta = {k: v for k, v in entry.items() if k != "body"}
+    meta["generation"] = generation
     try:
         # The body outlives its entry, so an entry read just before expiry finds its body.
         cache.set(_body_key(entry["etag"]), entry["body"], CACHE_TTL * 2)
@@ -132,11 +165,14 @@ def make_entry(
     }
 
 
-def cached_or_render(slug: str, variant: str, render: Callable[[], dict]) -> dict:
+def cached_or_render(
+    slug: str, variant: str, render: Callable[[], dict], *, generation: int | None
+) -> dict:
+    """`generation`: `page_generation(slug)` as read before the page was loaded."""
     entry = cache_get(slug, variant)
     if entry is None:
         entry = render()
-        cache_set(slug, variant, entry)
+        cache_set(slug, variant, entry, generation=generation)
     return entry
 
 

@@ -33,6 +33,7 @@ from incidents.statuspages.caching import (
     cached_or_render,
     entry_response,
     make_entry,
+    page_generation,
 )
 from incidents.statuspages.forms import ComponentStatusesForm, PublicUpdateForm
 from incidents.statuspages.models import (
@@ -76,6 +77,8 @@ def _reader(view):
 
     @require_GET
     def wrapped(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        # Before the page is loaded: what is rendered from it is cached under this.
+        request.status_page_generation = page_generation(slug)
         try:
             page = _page_for(request, slug)
         except _SignIn as sign_in:
@@ -130,7 +133,15 @@ def render_page(page: StatusPage) -> dict:
 
 @_reader
 def status_page(request: HttpRequest, page: StatusPage) -> HttpResponse:
-    return entry_response(request, cached_or_render(page.slug, "page", lambda: render_page(page)))
+    return entry_response(
+        request,
+        cached_or_render(
+            page.slug,
+            "page",
+            lambda: render_page(page),
+            generation=request.status_page_generation,
+        ),
+    )
 
 
 def render_history(page: StatusPage, number: int) -> dict:
@@ -157,7 +168,12 @@ def status_history(request: HttpRequest, page: StatusPage) -> HttpResponse:
         return entry_response(request, render_history(page, number))
     return entry_response(
         request,
-        cached_or_render(page.slug, f"history:{number}", lambda: render_history(page, number)),
+        cached_or_render(
+            page.slug,
+            f"history:{number}",
+            lambda: render_history(page, number),
+            generation=request.status_page_generation,
+        ),
     )
 
 
@@ -242,7 +258,13 @@ def render_summary(request: HttpRequest, page: StatusPage) -> dict:
 @_reader
 def status_summary(request: HttpRequest, page: StatusPage) -> HttpResponse:
     return entry_response(
-        request, cached_or_render(page.slug, "summary.json", lambda: render_summary(request, page))
+        request,
+        cached_or_render(
+            page.slug,
+            "summary.json",
+            lambda: render_summary(request, page),
+            generation=request.status_page_generation,
+        ),
     )
 
 
@@ -290,7 +312,13 @@ def render_badge(page: StatusPage) -> dict:
 @_reader
 def status_badge(request: HttpRequest, page: StatusPage) -> HttpResponse:
     return entry_response(
-        request, cached_or_render(page.slug, "badge.svg", lambda: render_badge(page))
+        request,
+        cached_or_render(
+            page.slug,
+            "badge.svg",
+            lambda: render_badge(page),
+            generation=request.status_page_generation,
+        ),
     )
 
 
@@ -310,7 +338,13 @@ def render_feed(request: HttpRequest, page: StatusPage) -> dict:
 @_reader
 def status_feed(request: HttpRequest, page: StatusPage) -> HttpResponse:
     return entry_response(
-        request, cached_or_render(page.slug, "feed.atom", lambda: render_feed(request, page))
+        request,
+        cached_or_render(
+            page.slug,
+            "feed.atom",
+            lambda: render_feed(request, page),
+            generation=request.status_page_generation,
+        ),
     )
 
 

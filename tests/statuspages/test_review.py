@@ -34,3 +34,33 @@ def test_the_cached_json_and_feed_name_the_site_not_the_first_readers_host(
     assert feed.feed.link == "https://status.example.org/status/acme/"
     assert feed.entries[0].link.startswith("https://status.example.org/status/acme/#update-")
     assert "localhost" not in client.get(feed_url).content.decode()
+
+
+def test_a_rendering_that_raced_a_change_to_internal_is_never_served_to_outsiders(
+    client, db, monkeypatch
+):
+    """A public rendering finished just after the page became internal (and its cache
+    was dropped) must not be stored as public: anonymous readers would get it for a
+    minute from the middleware, which checks nobody."""
+    from incidents.statuspages import views
+    from incidents.statuspages.models import StatusPageVisibility
+    from incidents.statuspages.signals import status_page_invalidate
+
+    page = make_status_page("acme", title="Acme status")
+    render_page = views.render_page
+
+    def render_while_an_admin_makes_it_internal(rendered_page):
+        entry = render_page(rendered_page)
+        page.visibility = StatusPageVisibility.INTERNAL
+        page.save()
+        status_page_invalidate(page=page)
+        return entry
+
+    monkeypatch.setattr(views, "render_page", render_while_an_admin_makes_it_internal)
+    url = reverse("status:page", args=["acme"])
+    assert client.get(url).status_code == 200  # rendered when it was still public
+    monkeypatch.setattr(views, "render_page", render_page)
+    for _ in range(2):
+        response = client.get(url)
+        assert response.status_code == 302, "the raced public rendering was served"
+        assert "/login" in response["Location"] or "next=" in response["Location"]
