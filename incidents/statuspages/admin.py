@@ -73,6 +73,16 @@ class StatusUpdateAdmin(admin.ModelAdmin):
     readonly_fields = ("incident", "pages", "status", "message", "author", "published_at")
     exclude = ("message_html",)
 
+    def get_queryset(self, request):
+        # Each update shows its incident (its own title): only incidents this person may see.
+        from incidents.permissions import incidents_visible_to
+
+        return (
+            super()
+            .get_queryset(request)
+            .filter(incident__in=incidents_visible_to(request.user).values("pk"))
+        )
+
     def has_add_permission(self, request):
         return False
 

@@ -64,3 +64,35 @@ def test_a_rendering_that_raced_a_change_to_internal_is_never_served_to_outsider
         response = client.get(url)
         assert response.status_code == 302, "the raced public rendering was served"
         assert "/login" in response["Location"] or "next=" in response["Location"]
+
+
+def test_the_admin_lists_no_public_update_of_a_restricted_incident_to_outsiders(
+    make_user, restricted_incident, commander, admin_user
+):
+    """Staff who may read published updates, but not the restricted incident, must not
+    read its own title in the updates admin (it shows the incident beside each update)."""
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    from incidents.statuspages.models import StatusUpdate
+
+    page = make_status_page("acme", title="Acme status")
+    status_update_publish(
+        incident=restricted_incident, pages=[page], status="investigating",
+        message="Some accounts need a password reset.", title="Account security",
+        actor=commander,
+    )  # fmt: skip
+    update = StatusUpdate.objects.get()
+    staff = make_user("stan", groups=("Viewers",), is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_statusupdate"))
+    client = Client()
+    client.force_login(staff)
+    listing = client.get(reverse("admin:incidents_statusupdate_changelist"))
+    assert listing.status_code == 200
+    assert "Suspicious staff logins" not in listing.content.decode()
+    detail = client.get(reverse("admin:incidents_statusupdate_change", args=[update.pk]))
+    assert detail.status_code in (302, 404)  # the admin's "doesn't exist" answer
+
+    client.force_login(admin_user)  # who may see the incident still finds it
+    listing = client.get(reverse("admin:incidents_statusupdate_changelist"))
+    assert "Suspicious staff logins" in listing.content.decode()
