@@ -49,6 +49,17 @@ class StatusPageAdmin(admin.ModelAdmin):
     fields = ("title", "slug", "description", "visibility", "teams", "time_zone", "order")
     inlines = (ComponentGroupInline, ComponentInline)
 
+    def save_model(self, request, obj, form, change):
+        old_slug = None
+        if change and "slug" in form.changed_data:
+            old_slug = StatusPage.objects.filter(pk=obj.pk).values_list("slug", flat=True).first()
+        super().save_model(request, obj, form, change)
+        if old_slug:
+            # What is cached under the old address would otherwise be served for a while
+            # more, however the page changed (made internal, say).
+            old = StatusPage(slug=old_slug)
+            transaction.on_commit(lambda: status_page_invalidate(page=old))
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         page = form.instance

@@ -96,3 +96,35 @@ def test_the_admin_lists_no_public_update_of_a_restricted_incident_to_outsiders(
     client.force_login(admin_user)  # who may see the incident still finds it
     listing = client.get(reverse("admin:incidents_statusupdate_changelist"))
     assert "Suspicious staff logins" in listing.content.decode()
+
+
+def test_renaming_a_page_in_the_admin_drops_what_was_cached_under_its_old_address(
+    client, admin_user, django_capture_on_commit_callbacks
+):
+    """The page is renamed and made internal at once: its old address must not go on
+    serving the cached public rendering to anonymous readers."""
+    from django.test import Client
+
+    page = make_status_page("acme", title="Acme status")
+    old_url = reverse("status:page", args=["acme"])
+    assert client.get(old_url).status_code == 200  # cached, public
+    admin = Client()
+    admin.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post(
+            reverse("admin:incidents_statuspage_change", args=[page.pk]),
+            {
+                "title": "Acme status",
+                "slug": "acme-internal",
+                "description": "",
+                "visibility": "internal",
+                "time_zone": "UTC",
+                "order": 0,
+                "groups-TOTAL_FORMS": 0,
+                "groups-INITIAL_FORMS": 0,
+                "components-TOTAL_FORMS": 0,
+                "components-INITIAL_FORMS": 0,
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert client.get(old_url).status_code == 404
