@@ -476,21 +476,23 @@ def _repeat_rising(alert: Alert, event: AlertEvent, now, batch: _TimelineBatch) 
 
 @dataclass(frozen=True)
 class RouteDecision:
-    """What a new alert does: opens (or joins) an incident, or is recorded only.
-
-    `severity` is the rule's; for the default it is looked up only when an incident is
-    actually opened (joining one needs no severity)."""
+    """What a new alert does: opens (or joins) an incident, or is recorded only."""
 
     rule: AlertRule | None
     opens: bool
-    severity: Severity | None
+    rule_severity: Severity | None
     grouping: str  # a RuleGrouping, or "default": same group first, then the window
     window: timedelta
+    alert_severity: str = ""
 
-    def severity_to_open(self, alert: Alert) -> Severity | None:
+    @property
+    def severity(self) -> Severity | None:
+        """The incident severity it opens at; None if it is recorded only. For the default
+        this is a lookup, so routing asks only when it opens an incident (joining one
+        needs no severity)."""
         if not self.opens:
             return None
-        return self.severity or default_severity_for(alert.severity)
+        return self.rule_severity or default_severity_for(self.alert_severity)
 
 
 DEFAULT_GROUPING = "default"
@@ -531,9 +533,9 @@ def route_decision(*, alert: Alert, rules: list[AlertRule] | None = None) -> Rou
         if all_hold(rule.matchers, facts):
             window = timedelta(minutes=rule.window_minutes) if rule.window_minutes else _window()
             opens = rule.action == RuleAction.OPEN and rule.severity_id is not None
-            return RouteDecision(rule, opens, rule.severity, rule.grouping, window)
+            return RouteDecision(rule, opens, rule.severity, rule.grouping, window, alert.severity)
     opens = alert.severity in PAGING_SEVERITIES
-    return RouteDecision(None, opens, None, DEFAULT_GROUPING, _window())
+    return RouteDecision(None, opens, None, DEFAULT_GROUPING, _window(), alert.severity)
 
 
 def service_in_maintenance(*, service_id: int, at) -> MaintenanceWindow | None:
@@ -590,7 +592,7 @@ def _route(alert: Alert, batch: _TimelineBatch, now, facts: _RoutingFacts | None
     incident_id = _incident_to_join(alert, decision)
     opened = False
     if incident_id is None:
-        severity = decision.severity_to_open(alert)
+        severity = decision.severity
         if severity is None:  # no severities configured: the alert is recorded only
             return
         # One opener per service at a time, so two alerts arriving together open one
@@ -850,7 +852,7 @@ def incident_declare_from_alert(
                 raise IncidentRefused(f"This alert is already part of {current.reference}.")
         severity = (
             severity
-            or route_decision(alert=locked).severity_to_open(locked)
+            or route_decision(alert=locked).severity
             or Severity.objects.order_by("-level").first()
         )
         if severity is None:
