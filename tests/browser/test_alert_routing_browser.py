@@ -16,6 +16,17 @@ pytestmark = [
 ]
 
 
+def serious_accessibility_violations(page) -> list:
+    """axe-core (bundled by axe-playwright-python) run in the page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    return [
+        (v["id"], [n["target"] for n in v["nodes"]][:3])
+        for v in Axe().run(page).response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def test_rules_and_maintenance_on_the_service_page(page_as, live_server, screenshot):
     service = make_service("Checkout")
     integration_create(service=service, kind="alertmanager", name="Prometheus")
@@ -33,6 +44,7 @@ def test_rules_and_maintenance_on_the_service_page(page_as, live_server, screens
     page.get_by_role("button", name="Save rule").click()
     expect(page.locator(".field-error")).to_contain_text("Line 2: the regular expression repeats")
     screenshot(page, "alert-rule-form-error")
+    assert serious_accessibility_violations(page) == []
     page.get_by_label("Matches alerts where").fill("labels.team = db\nlabels.instance =~ db-[0-9]+")
     page.get_by_role("button", name="Save rule").click()
     expect(page.locator("#rule-default")).to_contain_text("Alerts no rule matches")
@@ -51,6 +63,7 @@ def test_rules_and_maintenance_on_the_service_page(page_as, live_server, screens
 
     page.get_by_role("link", name="Schedule maintenance").click()
     expect(page.get_by_text("Starts (Europe/Berlin)")).to_be_visible()
+    assert serious_accessibility_violations(page) == []
     page.get_by_label("Reason").fill("Postgres 16 upgrade")
     page.get_by_role("button", name="Schedule").click()
     expect(page.locator(".maintenance-now")).to_contain_text("Postgres 16 upgrade")
@@ -58,4 +71,5 @@ def test_rules_and_maintenance_on_the_service_page(page_as, live_server, screens
     assert MaintenanceWindow.objects.get().created_by == mia
     page.locator("#routing-h").scroll_into_view_if_needed()
     screenshot(page, "service-routing-and-maintenance")
+    assert serious_accessibility_violations(page) == []
     assert not page.js_errors and not page.server_errors
