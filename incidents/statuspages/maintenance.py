@@ -49,6 +49,9 @@ State = ScheduledMaintenance.State
 TITLE_MAX = 200
 MESSAGE_MAX = 5000
 LONGEST_WINDOW = timedelta(days=14)
+# Far enough for any real plan; also keeps a typo (year 9999, shifted into UTC) from being
+# stored as a time that can never be read back, which would break the page showing it.
+LONGEST_LEAD = timedelta(days=366)
 NOTICE_MAX_MINUTES = 24 * 60
 
 
@@ -133,6 +136,8 @@ def maintenance_schedule(
         raise MaintenanceRefused("The window is already over.")
     if ends_at - starts_at > LONGEST_WINDOW:
         raise MaintenanceRefused("A window can last at most 14 days.")
+    if starts_at > now + LONGEST_LEAD:
+        raise MaintenanceRefused("Schedule maintenance at most a year ahead.")
     if any(c.page_id != page.pk for c in components):
         raise MaintenanceRefused("Choose components of this page.")
     if notice_minutes is None:

@@ -128,3 +128,30 @@ def test_renaming_a_page_in_the_admin_drops_what_was_cached_under_its_old_addres
         )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert client.get(old_url).status_code == 404
+
+
+def test_a_window_beyond_next_year_is_refused_and_never_breaks_the_page(client, admin_user):
+    """9999-12-31 23:59 typed in New York is past the largest datetime in UTC: stored, it
+    could never be read back, and the manager's list and the public page would fail."""
+    from django.test import Client
+
+    from incidents.models import ScheduledMaintenance
+
+    make_status_page("acme", title="Acme status")
+    admin_user.time_zone = "America/New_York"
+    admin_user.save()
+    manager = Client()
+    manager.force_login(admin_user)
+    url = reverse("status:maintenance_manage", args=["acme"])
+    for start, end in (
+        ("9999-12-31T22:00", "9999-12-31T23:59"),
+        ("2999-01-01T00:00", "2999-01-01T01:00"),
+    ):
+        response = manager.post(
+            url, {"title": "Far", "starts_at": start, "ends_at": end, "notice_minutes": "0"}
+        )
+        assert response.status_code == 422
+        assert "a year ahead" in response.content.decode()
+    assert not ScheduledMaintenance.objects.exists()
+    assert manager.get(url).status_code == 200
+    assert client.get(reverse("status:page", args=["acme"])).status_code == 200
