@@ -227,8 +227,12 @@ def maintenance_start(*, maintenance_id: int, now: datetime | None = None) -> bo
         for component in maintenance.components.order_by("pk"):
             before[str(component.pk)] = component.status
             if component.status == ComponentStatus.OPERATIONAL:
+                # `expected`: an outage set since the read above stands (see the rule).
                 component_status_set(
-                    component=component, status=ComponentStatus.UNDER_MAINTENANCE, actor=None
+                    component=component,
+                    status=ComponentStatus.UNDER_MAINTENANCE,
+                    actor=None,
+                    expected=ComponentStatus.OPERATIONAL,
                 )
         maintenance.statuses_before = before
         maintenance.save(update_fields=["statuses_before"])
@@ -266,7 +270,12 @@ def maintenance_complete(*, maintenance_id: int, now: datetime | None = None) ->
             previous = maintenance.statuses_before.get(str(component.pk))
             if previous in (None, ComponentStatus.UNDER_MAINTENANCE):
                 previous = ComponentStatus.OPERATIONAL
-            component_status_set(component=component, status=previous, actor=None)
+            component_status_set(
+                component=component,
+                status=previous,
+                actor=None,
+                expected=ComponentStatus.UNDER_MAINTENANCE,
+            )
         _announce(maintenance, StatusEvent.Kind.MAINTENANCE_COMPLETED)
         _invalidate(maintenance.page)
     log.info("Maintenance %s completed", maintenance_id)

@@ -50,13 +50,20 @@ def _invalidate_on_commit(pages: Iterable[StatusPage]) -> None:
 
 
 def _component_status_write(
-    *, component: Component, status: str, actor, incident: Incident | None, at: datetime
+    *,
+    component: Component,
+    status: str,
+    actor,
+    incident: Incident | None,
+    at: datetime,
+    expected: str | None = None,
 ) -> str | None:
     """Close the open interval and open a new one. Returns the old status, or None when
-    nothing changed. Call inside a transaction."""
+    nothing changed (or the status under the lock is not `expected`). Call inside a
+    transaction."""
     component = Component.objects.select_for_update().get(pk=component.pk)
     old_status = component.status
-    if old_status == status:
+    if old_status == status or (expected is not None and old_status != expected):
         return None
     ComponentStatusInterval.objects.filter(component=component, ended_at__isnull=True).update(
         ended_at=at
@@ -71,12 +78,20 @@ def _component_status_write(
 
 
 def component_status_set(
-    *, component: Component, status: str, actor, incident: Incident | None = None
+    *,
+    component: Component,
+    status: str,
+    actor,
+    incident: Incident | None = None,
+    expected: str | None = None,
 ) -> bool:
     """Set a component's status. Returns False (and changes and sends nothing) when the
     component already has that status.
 
     With an incident, the incident is locked and the change written on its timeline.
+    With `expected`, only a component whose status (under the row lock) is still that
+    one changes: for automatic changes (maintenance) decided from an earlier read, which
+    must never overwrite what someone set in between.
     """
     if status not in ComponentStatus.values:
         raise StatusPageRefused(f"“{status}” is not a component status.")
@@ -87,7 +102,12 @@ def component_status_set(
             if incident.status == IncidentStatus.CLOSED:
                 raise StatusPageRefused("A closed incident no longer changes component statuses.")
         old_status = _component_status_write(
-            component=component, status=status, actor=actor, incident=incident, at=now
+            component=component,
+            status=status,
+            actor=actor,
+            incident=incident,
+            at=now,
+            expected=expected,
         )
         if old_status is None:
             return False

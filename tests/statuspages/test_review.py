@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import feedparser
+import pytest
 from django.urls import reverse
 
 from incidents.statuspages.services import status_update_publish
-from tests.statuspages.conftest import make_status_page
+from tests.statuspages.conftest import make_component, make_status_page
 
 
 def test_the_cached_json_and_feed_name_the_site_not_the_first_readers_host(
@@ -155,3 +156,51 @@ def test_a_window_beyond_next_year_is_refused_and_never_breaks_the_page(client, 
     assert not ScheduledMaintenance.objects.exists()
     assert manager.get(url).status_code == 200
     assert client.get(reverse("status:page", args=["acme"])).status_code == 200
+
+
+@pytest.mark.parametrize("step", ["start", "complete"])
+def test_an_outage_set_while_maintenance_moves_components_is_never_overwritten(
+    db, admin_user, monkeypatch, step
+):
+    """Maintenance reads a component's status, then sets it. An incident that set the
+    component to major outage in between (committed before maintenance took the row
+    lock) must keep it: the outage is the truth, not "under maintenance" or "operational"."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from incidents.models import ComponentStatus
+    from incidents.statuspages import services
+    from incidents.statuspages.maintenance import (
+        maintenance_complete,
+        maintenance_schedule,
+        maintenance_start,
+    )
+    from incidents.statuspages.models import Component
+
+    page = make_status_page("acme")
+    api = make_component(page, "API")
+    now = timezone.now()
+    window = maintenance_schedule(
+        page=page, title="Upgrade", message="", components=[api],
+        starts_at=now + timedelta(minutes=5), ends_at=now + timedelta(minutes=65),
+        actor=admin_user, notice_minutes=0,
+    )  # fmt: skip
+    with time_machine.travel(now + timedelta(minutes=6)):
+        if step == "complete":
+            assert maintenance_start(maintenance_id=window.pk)
+        write = services._component_status_write
+
+        def an_incident_got_there_first(*, component, **kwargs):
+            Component.objects.filter(pk=component.pk).update(status=ComponentStatus.MAJOR_OUTAGE)
+            return write(component=component, **kwargs)
+
+        monkeypatch.setattr(services, "_component_status_write", an_incident_got_there_first)
+        if step == "start":
+            assert maintenance_start(maintenance_id=window.pk)
+    if step == "complete":
+        with time_machine.travel(now + timedelta(minutes=70)):
+            assert maintenance_complete(maintenance_id=window.pk)
+    api.refresh_from_db()
+    assert api.status == ComponentStatus.MAJOR_OUTAGE
