@@ -64,25 +64,49 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-_TOKEN_LOOKUP = None
+_TOKEN_LOOKUP: dict[str, tuple[str, list]] = {}  # per database vendor: SQL, converters
+
+
+def _token_lookup() -> tuple[str, list]:
+    """The SELECT and, per column, the converters Django's compiler would apply."""
+    if connection.vendor not in _TOKEN_LOOKUP:
+        fields = Integration._meta.concrete_fields
+        sql = (
+            f"SELECT {', '.join(f.column for f in fields)} FROM {Integration._meta.db_table} "
+            "WHERE token_hash = %s LIMIT 1"
+        )
+        converters = []
+        for field in fields:
+            column = field.get_col(Integration._meta.db_table)
+            found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            converters.append((column, found))
+        _TOKEN_LOOKUP[connection.vendor] = (sql, converters)
+    return _TOKEN_LOOKUP[connection.vendor]
 
 
 def integration_for_token(token: str) -> Integration | None:
     """The integration whose secret this is, or None. Compared in constant time.
 
-    Every alert request starts here, so it is one raw, precomposed SELECT by the unique
-    hash (composing the ORM query cost as much as running it). `integration.service` is
-    loaded only if used (opening an incident).
+    Every alert request starts here, so it is one precomposed SELECT by the unique hash
+    (composing or instantiating through the ORM cost as much as running it).
+    `integration.service` is loaded only if used (opening an incident).
     """
-    global _TOKEN_LOOKUP
-    if _TOKEN_LOOKUP is None:
-        columns = ", ".join(f.column for f in Integration._meta.concrete_fields)
-        _TOKEN_LOOKUP = (
-            f"SELECT {columns} FROM {Integration._meta.db_table} WHERE token_hash = %s LIMIT 1"
-        )
     wanted = token_hash(token)
-    integration = next(iter(Integration.objects.raw(_TOKEN_LOOKUP, [wanted])), None)
-    if integration is None or not hmac.compare_digest(wanted, integration.token_hash):
+    sql, converters = _token_lookup()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [wanted])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for value, (column, found) in zip(row, converters, strict=True):
+        for convert in found:
+            value = convert(value, column, connection)
+        values.append(value)
+    integration = Integration.from_db(
+        connection.alias, [f.attname for f in Integration._meta.concrete_fields], values
+    )
+    if not hmac.compare_digest(wanted, integration.token_hash):
         return None
     return integration
 
