@@ -204,3 +204,37 @@ def test_an_outage_set_while_maintenance_moves_components_is_never_overwritten(
             assert maintenance_complete(maintenance_id=window.pk)
     api.refresh_from_db()
     assert api.status == ComponentStatus.MAJOR_OUTAGE
+
+
+def _all_views(patterns, prefix=""):
+    from django.urls import URLPattern, URLResolver
+
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _all_views(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.callback
+
+
+def test_only_the_known_token_and_subscriber_endpoints_skip_the_csrf_check():
+    """Every state change carries a CSRF token, except where the link or URL token is the
+    credential (integrations, heartbeat pings, RFC 8058 unsubscribe) and the public
+    subscribe form (cached for everyone, so it cannot carry a token; it only mails a
+    confirmation, and checks CSRF itself on internal pages). A new exemption must be
+    added here on purpose."""
+    from django.urls import get_resolver
+
+    exempt = {
+        route
+        for route, view in _all_views(get_resolver().url_patterns)
+        if getattr(view, "csrf_exempt", False) and not route.startswith("admin/")
+    }
+    assert exempt == {
+        "integrations/pagerduty/enqueue",
+        "integrations/<str:token>/alertmanager",
+        "integrations/<str:token>/pagerduty",
+        "integrations/<str:token>/generic",
+        "integrations/<str:token>/heartbeat",
+        "status/<slug:slug>/subscribe/",
+        "status/subscriptions/<int:pk>/unsubscribe/<str:token>/",
+    }
