@@ -253,8 +253,9 @@ class StatusPageCacheMiddleware:
         if match["file"]:
             return match["file"]
         if match["history"]:
+            # Only `page` counts (as in the view): other parameters are no way around it.
             page = request.GET.get("page", "1")
-            if len(request.GET) > 1 or not page.isdigit():
+            if not page.isdigit():
                 return None
             if not 1 <= int(page) <= HISTORY_PAGES_CACHED:
                 return None

@@ -238,3 +238,14 @@ def test_only_the_known_token_and_subscriber_endpoints_skip_the_csrf_check():
         "status/<slug:slug>/subscribe/",
         "status/subscriptions/<int:pk>/unsubscribe/<str:token>/",
     }
+
+
+def test_extra_query_parameters_are_no_way_around_the_cache_for_history_either(
+    client, db, django_assert_num_queries
+):
+    make_status_page("acme")
+    url = reverse("status:history", args=["acme"])
+    client.get(url + "?page=1")
+    with django_assert_num_queries(0):
+        assert client.get(url + "?page=1&utm_source=x&nocache=7").status_code == 200
+        assert client.get(url + "?nocache=7").status_code == 200
