@@ -288,3 +288,20 @@ def test_gathered_arrivals_join_the_next_entry_if_the_task_never_ran(service):  
     post(url("pagerduty", token), pd(token, "resolve", "a"))
     bodies = list(incident.timeline.order_by("-pk").values_list("body", flat=True)[:2])
     assert bodies == ["Alert resolved: A", "Critical alert fired and joined this incident: E"]
+
+
+def test_with_redis_down_every_arrival_is_written_at_once(service, settings):  # noqa: F811
+    from incidents.alerting import ratelimit
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    ratelimit._script.cache_clear()
+    try:
+        _, token = make_integration(service, "pagerduty")
+        for key in ("a", "b", "c"):
+            response = post(url("pagerduty", token), pd(token, "trigger", key, summary=key))
+            assert response.status_code == 202
+    finally:
+        ratelimit._script.cache_clear()
+    incident = Incident.objects.get()
+    assert incident.timeline.filter(data__event="fired").count() == 3
+    assert not Alert.objects.filter(arrival_pending=True).exists()
