@@ -203,10 +203,23 @@ class StatusSubscriberAdmin(admin.ModelAdmin):
         "components",
         "user",
         "confirmed_at",
+        "unsubscribed_at",
         "last_error",
         "last_error_at",
         "created_at",
     )
+    # Unsubscribing goes through the service (pending deliveries are cancelled too), and
+    # `unsubscribed_at` is read-only: clearing it would mail someone who asked to stop.
+    actions = ("unsubscribe_selected",)
+
+    @admin.action(description="Unsubscribe the selected subscribers", permissions=["change"])
+    def unsubscribe_selected(self, request, queryset):
+        from incidents.statuspages.subscriptions import subscriber_unsubscribe
+
+        subscribers = list(queryset.filter(unsubscribed_at__isnull=True))
+        for subscriber in subscribers:
+            subscriber_unsubscribe(subscriber=subscriber)
+        self.message_user(request, f"{len(subscribers)} unsubscribed.")
 
     def has_add_permission(self, request):
         return False

@@ -249,3 +249,36 @@ def test_extra_query_parameters_are_no_way_around_the_cache_for_history_either(
     with django_assert_num_queries(0):
         assert client.get(url + "?page=1&utm_source=x&nocache=7").status_code == 200
         assert client.get(url + "?nocache=7").status_code == 200
+
+
+def test_the_admin_unsubscribes_but_never_resubscribes_someone(admin_user):
+    """Clearing "unsubscribed at" in the admin would send mail again to someone who asked
+    to stop, without their click. The admin unsubscribes through the service (which also
+    cancels what was waiting to be sent) and cannot undo an unsubscribe."""
+    from django.test import Client
+    from django.utils import timezone
+
+    from incidents.models import StatusSubscriber
+
+    page = make_status_page("acme")
+    gone = StatusSubscriber.objects.create(
+        page=page, kind="email", email="gone@example.org",
+        confirmed_at=timezone.now(), unsubscribed_at=timezone.now(),
+    )  # fmt: skip
+    reader = StatusSubscriber.objects.create(
+        page=page, kind="email", email="reader@example.org", confirmed_at=timezone.now()
+    )
+    admin = Client()
+    admin.force_login(admin_user)
+    change = reverse("admin:incidents_statussubscriber_change", args=[gone.pk])
+    admin.post(change, {"label": "", "unsubscribed_at_0": "", "unsubscribed_at_1": ""})
+    gone.refresh_from_db()
+    assert gone.unsubscribed_at is not None
+
+    response = admin.post(
+        reverse("admin:incidents_statussubscriber_changelist"),
+        {"action": "unsubscribe_selected", "_selected_action": [reader.pk]},
+    )
+    assert response.status_code == 302
+    reader.refresh_from_db()
+    assert reader.unsubscribed_at is not None and not reader.is_active
