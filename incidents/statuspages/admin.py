@@ -6,8 +6,10 @@ from (and tells subscribers)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.db import transaction
+from django.urls import Resolver404, resolve, reverse
 
 from incidents.statuspages.models import (
     Component,
@@ -40,7 +42,28 @@ class ComponentInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class StatusPageForm(forms.ModelForm):
+    class Meta:
+        model = StatusPage
+        fields = ("title", "slug", "description", "visibility", "teams", "time_zone", "order")
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        # /status/manage/ and the like belong to other screens: such a page could never
+        # be read at its own address.
+        try:
+            match = resolve(reverse("status:index") + slug + "/")
+        except Resolver404:
+            return slug
+        if match.view_name != "status:page":
+            raise forms.ValidationError(
+                f"/status/{slug}/ is already used by another screen; choose another slug."
+            )
+        return slug
+
+
 class StatusPageAdmin(admin.ModelAdmin):
+    form = StatusPageForm
     list_display = ("title", "slug", "visibility", "time_zone", "order")
     list_filter = ("visibility",)
     search_fields = ("title", "slug")

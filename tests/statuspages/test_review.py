@@ -282,3 +282,31 @@ def test_the_admin_unsubscribes_but_never_resubscribes_someone(admin_user):
     assert response.status_code == 302
     reader.refresh_from_db()
     assert reader.unsubscribed_at is not None and not reader.is_active
+
+
+def test_the_admin_refuses_a_slug_the_status_urls_already_use(admin_user):
+    """/status/manage/ is the managers' screen: a page called "manage" could never be read."""
+    from django.test import Client
+
+    from incidents.statuspages.models import StatusPage
+
+    admin = Client()
+    admin.force_login(admin_user)
+    response = admin.post(
+        reverse("admin:incidents_statuspage_add"),
+        {
+            "title": "Manage",
+            "slug": "manage",
+            "description": "",
+            "visibility": "public",
+            "time_zone": "UTC",
+            "order": 0,
+            "groups-TOTAL_FORMS": 0,
+            "groups-INITIAL_FORMS": 0,
+            "components-TOTAL_FORMS": 0,
+            "components-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "already used by" in response.content.decode()
+    assert not StatusPage.objects.filter(slug="manage").exists()
