@@ -323,7 +323,10 @@ INCIDENTS_PAGE_SIZE = env_int("INCIDENTS_PAGE_SIZE", 25)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secret_paths": {"()": "config.log_redaction.RedactSecretPaths"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secret_paths"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # One handler (the root's), so nothing is logged twice; 4xx answers are expected
