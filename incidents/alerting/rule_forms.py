@@ -11,6 +11,7 @@ from incidents.alerting.matchers import MatcherError, format_matchers, parse_mat
 from incidents.models import AlertRule, RuleAction, RuleGrouping, Severity
 
 MAX_WINDOW_MINUTES = 24 * 60
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 MAX_MAINTENANCE = timedelta(days=31)
 
 
@@ -111,4 +112,8 @@ class MaintenanceWindowForm(forms.Form):
                 self.add_error("ends_at", "This window is already over.")
             elif ends - starts > MAX_MAINTENANCE:
                 self.add_error("ends_at", "A maintenance window lasts at most 31 days.")
+            elif starts > timezone.now() + MAX_SCHEDULE_AHEAD:
+                # Also keeps a typo (year 9999, shifted into UTC) from being stored past
+                # what Python can read back, which would break the service page for good.
+                self.add_error("starts_at", "Schedule maintenance at most a year ahead.")
         return data

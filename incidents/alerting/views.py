@@ -164,6 +164,9 @@ def _next_params(request: HttpRequest):
     return QueryDict(query)
 
 
+MAX_ID = 2**63 - 1
+
+
 class BulkForm(FirebreakForm):
     ACTIONS = [("acknowledge", "Acknowledge"), ("resolve", "Resolve"), ("attach", "Attach")]
     action = forms.ChoiceField(choices=ACTIONS, error_messages={"required": "Choose an action."})
@@ -172,12 +175,15 @@ class BulkForm(FirebreakForm):
         choices=(),
         error_messages={"required": "Select at least one alert."},
     )
-    incident = forms.IntegerField(required=False)
+    incident = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Any id is accepted here; which alerts this person may see is decided in SQL.
-        self.fields["alert"].valid_value = lambda value: str(value).isdigit()
+        # Ids beyond a 64-bit key name no alert (and SQLite refuses to even compare them).
+        self.fields["alert"].valid_value = lambda value: (
+            str(value).isdigit() and int(value) <= MAX_ID
+        )
 
     def clean(self):
         data = super().clean()

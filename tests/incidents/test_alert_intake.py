@@ -292,11 +292,13 @@ def test_resolutions_are_written_on_the_timeline(service):
 # --- Management command and pages -----------------------------------------------------
 
 
-def test_create_integration_prints_the_url_last(service):
+def test_create_integration_prints_the_url_last(service, settings):
+    settings.SITE_URL = "https://firebreak.example.org"  # where monitoring reaches us
     out = StringIO()
     call_command("create_integration", service.slug, "--kind", "pagerduty", stdout=out)
     last = out.getvalue().strip().splitlines()[-1]
-    assert last.startswith("http") and last.endswith("/pagerduty")
+    assert last.startswith("https://firebreak.example.org/integrations/")
+    assert last.endswith("/pagerduty")
     token = last.rsplit("/", 2)[-2]
     assert Integration.objects.get().token_hash == token_hash(token)
 

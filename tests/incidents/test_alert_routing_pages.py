@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -172,6 +173,7 @@ def test_a_change_without_a_csrf_token_is_refused(service, responder):
     assert AlertRule.objects.count() == 0
 
 
+@time_machine.travel(datetime(2026, 11, 22, 12, 0, tzinfo=UTC), tick=True)
 def test_maintenance_times_are_typed_and_shown_in_the_viewers_zone(service, make_user):
     dana = make_user("dana", first_name="Dana", time_zone="America/New_York")
     client = client_for(dana)
@@ -251,3 +253,19 @@ def test_the_panel_costs_the_same_queries_for_one_rule_or_twenty(service, respon
             service=service, position=n + 1, matchers=[], action="open", severity=sev
         )
     assert count() == one
+
+
+def test_a_window_typed_far_in_the_future_is_refused_and_the_page_keeps_working(service, make_user):
+    # 9999-12-31 evening in New York is past year 9999 in UTC: once stored, Python could
+    # never read it back and the service page would fail for everyone.
+    dana = make_user("dana", time_zone="America/New_York")
+    client = client_for(dana)
+    url = reverse("alerts:maintenance", kwargs={"slug": service.slug})
+    response = client.post(
+        url,
+        {"starts_at": "9999-12-31T20:00", "ends_at": "9999-12-31T23:00", "reason": "Typo"},
+    )
+    assert response.status_code == 422
+    assert "at most a year ahead" in response.content.decode()
+    assert not MaintenanceWindow.objects.exists()
+    assert "Alert routing" in page(client, service)

@@ -26,8 +26,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--base-url",
-            default=getattr(settings, "FIREBREAK_BASE_URL", "") or "http://127.0.0.1:8000",
-            help="Where Firebreak is reached by the monitoring tool.",
+            default=settings.SITE_URL,
+            help="Where Firebreak is reached by the monitoring tool (default: SITE_URL).",
         )
 
     def handle(self, *args, service_slug, kind, name, base_url, interval, grace, **options):
