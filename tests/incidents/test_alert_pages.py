@@ -461,3 +461,22 @@ def test_old_resolved_payloads_are_cleared_and_the_alert_kept(feed, settings):
     assert old.payload == {} and old.title == "Alert old"
     assert Alert.objects.get(pk=recent.pk).payload == {"big": "y"}
     assert Alert.objects.get(pk=firing.pk).payload == {"big": "z"}
+
+
+def test_an_alert_that_arrived_in_maintenance_says_so(feed, checkout, viewer, commander):
+    from incidents.models import MaintenanceWindow
+
+    now = timezone.now()
+    MaintenanceWindow.objects.create(
+        service=checkout,
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=1),
+        reason="Database upgrade",
+        created_by=commander,
+    )
+    quiet = fire(feed, "during", severity="critical")
+    assert quiet.in_maintenance and quiet.incident is None
+    client = signed_in(viewer)
+    assert "In maintenance" in listed(client)
+    detail = client.get(reverse("alerts:detail", args=[quiet.pk])).content.decode()
+    assert "In maintenance" in detail and "no incident and no page" in detail
