@@ -98,6 +98,20 @@ def main() -> int:
                 "MET" if items["query_target_met"] and items["render_target_met"] else "MISSED",
             )
         )
+    status = _load("status_page")
+    if status:
+        static = status["http"]["static file (baseline)"]
+        for label in ("status page", "JSON summary"):
+            r = status["http"][label]
+            rows.append(
+                (
+                    f"{label}: {status['connections']} clients",
+                    f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.0f} ms",
+                    f"static file {static['rps']:.0f} req/s -> {r['rps'] / static['rps']:.0%}",
+                    ">= 1000/s, p99 < 200 ms, >= 50%",
+                    "MET" if status["target_met"][label] else "MISSED",
+                )
+            )
     if not rows:
         print("no results in", RESULTS_DIR)
         return 1
@@ -119,6 +133,7 @@ def main() -> int:
             ("timeline_poll", poll),
             ("postmortem_pdf", pdf),
             ("action_items", items),
+            ("status_page", status),
         ]
         if d
     ]
