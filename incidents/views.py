@@ -685,12 +685,16 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )[:20]
     context = {"service": service, "incidents": recent}
     if incident_can_declare(request.user):  # responders see and manage integrations
-        from incidents.alerting.views import IntegrationForm
+        from incidents.alerting.views import IntegrationForm, integration_url_shown_once
 
         # Heartbeats have their own section; here only the integrations that send alerts.
         context["integrations"] = service.integrations.exclude(kind=IntegrationKind.HEARTBEAT)
         context["integration_form"] = IntegrationForm()
-    return render(request, "incidents/service_detail.html", context)
+        context.update(integration_url_shown_once(request, service))
+    response = render(request, "incidents/service_detail.html", context)
+    if context.get("new_integration"):
+        response["Cache-Control"] = "no-store"  # a secret: not kept for the back button
+    return response
 
 
 @login_required

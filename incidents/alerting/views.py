@@ -419,6 +419,39 @@ def integration_url(request: HttpRequest | None, integration: Integration, token
     return request.build_absolute_uri(path) if request is not None else path
 
 
+_SHOWN_ONCE = "firebreak:new-integration-url"
+
+
+def _redirect_showing_url_once(request: HttpRequest, integration: Integration, token: str):
+    """POST, redirect, GET: the new URL waits in the session for the next view of the
+    service page, which shows it and forgets it. Reloading that page then neither creates
+    nor rotates again (a reload used to rotate the URL just copied), and the secret never
+    sits in an address bar or a browser's history."""
+    request.session[_SHOWN_ONCE] = {
+        "service": integration.service_id,
+        "integration": integration.pk,
+        "url": integration_url(request, integration, token),
+    }
+    anchor = "#heartbeats-h" if integration.kind == IntegrationKind.HEARTBEAT else "#integrations-h"
+    return redirect(
+        reverse("services:service_detail", kwargs={"slug": integration.service.slug}) + anchor
+    )
+
+
+def integration_url_shown_once(request: HttpRequest, service: Service) -> dict:
+    """Context for the service page: the URL made by the previous request, once."""
+    waiting = request.session.get(_SHOWN_ONCE)
+    if not waiting or waiting.get("service") != service.pk:
+        return {}
+    del request.session[_SHOWN_ONCE]
+    integration = Integration.objects.filter(pk=waiting["integration"], service=service).first()
+    if integration is None:
+        return {}
+    if integration.kind == IntegrationKind.HEARTBEAT:
+        return {"new_heartbeat_url": waiting["url"], "new_integration": integration}
+    return {"new_url": waiting["url"], "new_integration": integration}
+
+
 def _service_for_configuring(request: HttpRequest, slug: str) -> Service:
     service = get_object_or_404(Service.objects.select_related("team"), slug=slug)
     if not incident_can_declare(request.user):
@@ -470,13 +503,7 @@ def integration_add(request: HttpRequest, slug: str) -> HttpResponse:
     integration, token = integration_create(
         service=service, kind=form.cleaned_data["kind"], name=form.cleaned_data["name"]
     )
-    # Rendered, not redirected: the URL is shown this once and never appears in a GET.
-    return _render_service(
-        request,
-        service,
-        new_url=integration_url(request, integration, token),
-        new_integration=integration,
-    )
+    return _redirect_showing_url_once(request, integration, token)
 
 
 @login_required
@@ -485,12 +512,8 @@ def integration_rotate_view(request: HttpRequest, slug: str, integration_id: int
     service = _service_for_configuring(request, slug)
     integration = get_object_or_404(Integration, pk=integration_id, service=service)
     token = integration_rotate(integration=integration)
-    return _render_service(
-        request,
-        service,
-        new_url=integration_url(request, integration, token),
-        new_integration=integration,
-    )
+    messages.success(request, f"{integration.name}: new URL below; the old one no longer works.")
+    return _redirect_showing_url_once(request, integration, token)
 
 
 @login_required
@@ -501,12 +524,7 @@ def heartbeat_add(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _render_service(request, service, heartbeat_form=form, status=422)
     monitor, token = heartbeats.heartbeat_create(service=service, **form.cleaned_data)
-    return _render_service(
-        request,
-        service,
-        new_url=integration_url(request, monitor.integration, token),
-        new_integration=monitor.integration,
-    )
+    return _redirect_showing_url_once(request, monitor.integration, token)
 
 
 def _heartbeat(service: Service, heartbeat_id: int) -> HeartbeatMonitor:

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from incidents.models import Incident
+from incidents.models import Incident, Integration
 from tests.factories import make_service, make_user
 
 pytestmark = [
@@ -33,6 +33,16 @@ def test_a_responder_wires_up_an_integration_and_sees_the_alert(page_as, live_se
     assert url.startswith(live_server.url + "/integrations/") and url.endswith("/pagerduty")
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
     screenshot(page, "alerts-integration-added")
+    page.reload()  # shows nothing again and creates nothing again
+    expect(page.get_by_label("Integration URL")).to_have_count(0)
+    assert Integration.objects.count() == 1
+    page.once("dialog", lambda dialog: dialog.accept())  # "Rotate this URL?"
+    page.get_by_role("button", name="Rotate URL").click()
+    rotated = page.get_by_label("Integration URL")
+    expect(rotated).to_be_visible()
+    old_url, url = url, rotated.input_value()
+    assert url != old_url
+    expect(page.get_by_role("status").first).to_contain_text("the old one no longer works")
 
     body = json.dumps(
         {

@@ -309,21 +309,30 @@ def test_responders_add_an_integration_and_see_its_url_once(service, responder):
     page = client.get(reverse("services:service_detail", args=[service.slug]))
     assert page.content.count(b"Add integration") == 1
     assert b"<title>Checkout" in page.content
-    response = client.post(
-        reverse("alerts:integration_add", args=[service.slug]),
-        {"name": "Prometheus", "kind": "alertmanager"},
-    )
-    assert response.status_code == 200
+    add = reverse("alerts:integration_add", args=[service.slug])
+    response = client.post(add, {"name": "Prometheus", "kind": "alertmanager"})
+    # Redirected, so a reload of the page shown next never posts the form again.
+    assert response.status_code == 302 and "/services/" in response["Location"]
+    assert response["Location"].endswith("#integrations-h")
+    shown_page = client.get(response["Location"])
+    assert shown_page["Cache-Control"] == "no-store"
     integration = Integration.objects.get()
-    shown = response.context["new_url"]
-    assert shown.endswith("/alertmanager") and b"Copy" in response.content
+    shown = shown_page.context["new_url"]
+    assert shown.endswith("/alertmanager") and b"Copy" in shown_page.content
     token = shown.rsplit("/", 2)[-2]
     assert integration.token_hash == token_hash(token)
-    again = client.get(reverse("services:service_detail", args=[service.slug]))
+    again = client.get(reverse("services:service_detail", args=[service.slug]))  # a reload
     assert token.encode() not in again.content and b"Prometheus" in again.content
-    rotated = client.post(reverse("alerts:integration_rotate", args=[service.slug, integration.pk]))
+    assert Integration.objects.count() == 1
+    rotate = reverse("alerts:integration_rotate", args=[service.slug, integration.pk])
+    rotated = client.post(rotate, follow=True)
     assert rotated.status_code == 200
     assert rotated.context["new_url"] != shown
+    assert b"the old one no longer works" in rotated.content
+    new_token = rotated.context["new_url"].rsplit("/", 2)[-2]
+    client.get(reverse("services:service_detail", args=[service.slug]))  # a reload
+    integration.refresh_from_db()
+    assert integration.token_hash == token_hash(new_token)  # not rotated again
 
 
 def test_an_invalid_integration_form_is_a_422(service, responder):
