@@ -138,14 +138,18 @@ def _render_list(request: HttpRequest, *, bulk_error: str = "", status: int = 20
     query = params.copy()
     for key in ("page", "rev"):
         query.pop(key, None)
+    can_declare = incident_can_declare(request.user)
+    attachable = incidents_open_for_attaching(user=request.user)
     context = {
         "form": form,
         "page": page,
         "revision": revision,
         "query_string": query.urlencode(),
         "poll_seconds": settings.TIMELINE_POLL_SECONDS,
-        "can_declare": incident_can_declare(request.user),
-        "attachable": incidents_open_for_attaching(user=request.user),
+        "can_declare": can_declare,
+        "attachable": attachable,
+        # Readers who can change no incident and declare none get no buttons to be refused by.
+        "can_bulk": can_declare or bool(attachable),
         "bulk_error": bulk_error,
         "selected": {int(v) for v in request.POST.getlist("alert") if v.isdigit()},
     }
@@ -225,7 +229,10 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
             request, "Some of the selected alerts no longer exist or are not visible to you."
         )
     if not all(alert_can_act(request.user, a) for a in alerts):
-        raise PermissionDenied("You may not change the incident of one of these alerts.")
+        raise PermissionDenied(
+            "You may not act on one or more of these alerts: that needs the right to change "
+            "the alert's incident or, for an alert on no incident, to declare incidents."
+        )
 
     if action == "attach":
         incident = Incident.objects.filter(pk=form.cleaned_data["incident"]).first()

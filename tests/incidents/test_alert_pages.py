@@ -138,7 +138,7 @@ def test_the_list_pages_through_many_alerts(feed, viewer):
     first = listed(client)
     assert "55 alerts" in first and "Page 1 of 2" in first and "Older" in first
     second = listed(client, "?page=2")
-    assert second.count('name="alert"') == 5
+    assert second.count('class="row-title"') == 5
 
 
 def test_the_query_count_stays_flat_as_rows_grow(feed, commander, viewer):
@@ -283,9 +283,21 @@ def test_a_responder_attaches_alerts_to_an_incident(feed, responder, commander):
 
 def test_viewers_cannot_act_and_nothing_changes(feed, viewer):
     alert = fire(feed, "a")
+    html = listed(signed_in(viewer))
+    # No buttons or checkboxes to be refused by...
+    assert "Alert a" in html and "With the selected alerts" not in html
+    assert 'name="alert"' not in html
+    # ...and a forged post is refused with a reason that fits an unattached alert.
     response = bulk(signed_in(viewer), "acknowledge", [alert])
     assert response.status_code == 403
+    assert b"to declare incidents" in response.content
     assert Alert.objects.get().status == AlertStatus.FIRING
+
+
+def test_responders_get_the_bulk_actions(feed, responder):
+    fire(feed, "a")
+    html = listed(signed_in(responder))
+    assert "With the selected alerts" in html and 'name="alert"' in html
 
 
 def test_one_forbidden_alert_refuses_the_whole_batch(feed, responder, commander):
