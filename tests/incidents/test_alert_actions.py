@@ -53,7 +53,7 @@ def test_acknowledging_an_alert_by_hand_stops_its_incidents_paging(paged, comman
     ).exists()
 
 
-def test_a_pagerduty_acknowledge_event_takes_the_same_path(paged):
+def test_a_pagerduty_acknowledge_event_takes_the_same_path(paged, commander):
     alert, token = paged
     response = post(url("pagerduty", token), pd(token, "acknowledge", "disk"))
     assert response.status_code == 202
@@ -65,6 +65,13 @@ def test_a_pagerduty_acknowledge_event_takes_the_same_path(paged):
     entry = incident.timeline.get(data__event="acknowledged")
     assert entry.body.startswith("The monitoring tool acknowledged the alert")
     assert "Paging stopped." in entry.body
+    # The incident page's paging panel says who acknowledged: here, nobody by name.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(commander)
+    html = client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "Acknowledged from its alerts" in html and "Acknowledged by  " not in html
 
 
 def test_acknowledging_twice_or_after_resolving_changes_nothing(paged, commander):
