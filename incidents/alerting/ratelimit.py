@@ -47,6 +47,11 @@ def _script():
     return client.register_script(_INCREMENT)
 
 
+def redis_client():
+    """The process's pooled client for REDIS_URL (short timeouts: callers fail open)."""
+    return _script().registered_client
+
+
 def _count(key: str) -> int:
     if getattr(settings, "REDIS_URL", ""):
         return int(_script()(keys=[key], args=[WINDOW_SECONDS * 2]))

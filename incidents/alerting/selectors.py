@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -230,9 +231,30 @@ def alerts_revision_forget(*, changed_unseen: bool = False) -> None:
                 cache.incr(ALERTS_GENERATION_KEY)
             except ValueError:  # no counter yet
                 cache.set(ALERTS_GENERATION_KEY, 1, None)
-        cache.delete(ALERTS_REVISION_KEY)
+        store = _revision_store()
+        if store is not None:
+            store.delete(cache.make_and_validate_key(ALERTS_REVISION_KEY))
+        else:
+            cache.delete(ALERTS_REVISION_KEY)
     except Exception as exc:  # expires within ALERTS_REVISION_TTL anyway
         log.warning("Could not drop the cached alerts revision: %s", exc)
+
+
+def _revision_store():
+    """The pooled Redis client behind the default cache, when that cache is Redis at
+    REDIS_URL; else None (use the cache API). Every new alert drops the revision, and
+    Django's Redis cache builds a new client object for each call, which cost more than
+    the DEL's round trip itself. Same key (the cache's prefix and version), same store."""
+    configured = settings.CACHES.get("default", {})
+    if not (
+        getattr(settings, "REDIS_URL", "")
+        and configured.get("BACKEND") == "django.core.cache.backends.redis.RedisCache"
+        and configured.get("LOCATION") == settings.REDIS_URL
+    ):
+        return None
+    from incidents.alerting.ratelimit import redis_client
+
+    return redis_client()
 
 
 def _alert_saved(sender, instance, **kwargs) -> None:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -168,7 +168,10 @@ class _TimelineBatch:
         rows, then each incident's lock in id order: the order intake takes them in, so
         two requests (or the gathering task) never wait on each other crosswise."""
         for incident_id in sorted(set(self.fired) | set(self.resolved)):
-            gathered = _claim_pending_arrivals(incident_id)
+            # An alert this request attached is flagged pending until here: it is named
+            # once, as this request's own.
+            own = {alert.pk for alert, _ in self.fired.get(incident_id, [])}
+            gathered = [a for a in _claim_pending_arrivals(incident_id) if a.pk not in own]
             # Only what the entries need: the lock, the revision, whether it is open.
             incident = (
                 Incident.objects.select_for_update()
@@ -305,11 +308,96 @@ def alerts_ingest(*, integration: Integration, events: list[AlertEvent]) -> list
     lock beyond that row; a new alert takes its service's row lock only when it may open
     an incident; the timeline is written at the end, one entry per incident.
     """
+    if (
+        len(events) == 1
+        and events[0].action == TRIGGER
+        and _repeating(integration, events[0])
+        # Most likely a repeat (a storm): counted in one statement, in no transaction of
+        # its own (BEGIN and COMMIT were two of its four round trips).
+        and _count_repeat(integration, events[0], timezone.now())
+    ):
+        return [IngestResult(None, False, events[0].dedup_key)]
     with transaction.atomic():
         batch = _TimelineBatch()
         results = [_ingest_one(integration, event, batch) for event in events]
         batch.flush()
+    for event in events:
+        if event.action == TRIGGER:
+            _remember_trigger(integration, event)
     return results
+
+
+# (integration id, dedup key) of triggers this process handled lately, newest last: only a
+# guess at what is open (it may have resolved since), so it picks which statement to try
+# first and never decides anything.
+_RECENT_TRIGGERS: OrderedDict[tuple[int, str], None] = OrderedDict()
+RECENT_TRIGGERS_KEPT = 1024
+
+
+def _repeating(integration: Integration, event: AlertEvent) -> bool:
+    return (integration.pk, event.dedup_key) in _RECENT_TRIGGERS
+
+
+def _remember_trigger(integration: Integration, event: AlertEvent) -> None:
+    key = (integration.pk, event.dedup_key)
+    _RECENT_TRIGGERS[key] = None
+    _RECENT_TRIGGERS.move_to_end(key)
+    while len(_RECENT_TRIGGERS) > RECENT_TRIGGERS_KEPT:
+        _RECENT_TRIGGERS.popitem(last=False)
+
+
+def _repeat_sets(event: AlertEvent, *, postgres: bool, new: str, old: str = "a") -> list[str]:
+    """What a repeat changes; `new` names the incoming row (EXCLUDED, or a table of
+    parameters), `old` the stored one."""
+    a = old
+    sets = [f"times_seen = {a}.times_seen + 1", f"payload = {new}.payload"]
+    if postgres:
+        # last_seen is indexed: changing it makes every repeat a non-HOT update (a new
+        # entry in each of the table's indexes). To the second is all a person reads, so
+        # a storm's repeats within one second leave it, and the indexes, alone.
+        sets.append(
+            f"last_seen = CASE WHEN {new}.last_seen >= {a}.last_seen + interval '1 second' "
+            f"THEN {new}.last_seen ELSE {a}.last_seen END"
+        )
+    else:
+        sets.append(f"last_seen = {new}.last_seen")
+    for name in ("title", "labels", "annotations"):
+        if getattr(event, name):
+            sets.append(f"{name} = {new}.{name}")
+    return sets
+
+
+def _count_repeat(integration: Integration, event: AlertEvent, now) -> bool:
+    """Count a repeat of the open alert with this key, the way _upsert_trigger's conflict
+    branch does (same changes, same condition: not one that raises the severity of an
+    alert in no incident). False, with nothing written, when there is no such alert."""
+    table = Alert._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    as_json = "%s::jsonb" if postgres else "%s"
+    when = "%s::timestamptz" if postgres else "%s"
+    # The stored row is named by its table (SQLite's RETURNING refuses an alias).
+    sets = _repeat_sets(event, postgres=postgres, new="n", old=table)
+    sql = (
+        f"UPDATE {table} SET {', '.join(sets)} "
+        f"FROM (SELECT {as_json} AS payload, {when} AS last_seen, %s AS title, "
+        f"{as_json} AS labels, {as_json} AS annotations) n "
+        f"WHERE {table}.integration_id = %s AND {table}.dedup_key = %s "
+        f"AND NOT ({table}.status = 'resolved') AND ({table}.incident_id IS NOT NULL OR "
+        f"{_SEVERITY_RANK_SQL.format(col=f'{table}.severity')} "
+        f"<= {_SEVERITY_RANK_SQL.format(col='%s')}) "
+        f"RETURNING {table}.id"
+    )
+    params = [
+        json.dumps(event.payload),
+        connection.ops.adapt_datetimefield_value(now),
+        event.title,
+        json.dumps(event.labels),
+        json.dumps(event.annotations),
+        integration.pk,
+        event.dedup_key,
+        event.severity,
+    ]
+    return _first_value(sql, params) is not None
 
 
 def _repeat_fields(event: AlertEvent, now) -> dict:
@@ -363,20 +451,7 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     postgres = connection.vendor == "postgresql"
     as_json = "%s::jsonb" if postgres else "%s"
     when = ops.adapt_datetimefield_value(now)
-    sets = ["times_seen = a.times_seen + 1", "payload = EXCLUDED.payload"]
-    if postgres:
-        # last_seen is indexed: changing it makes every repeat a non-HOT update (a new
-        # entry in each of the table's indexes). To the second is all a person reads, so
-        # a storm's repeats within one second leave it, and the indexes, alone.
-        sets.append(
-            "last_seen = CASE WHEN EXCLUDED.last_seen >= a.last_seen + interval '1 second' "
-            "THEN EXCLUDED.last_seen ELSE a.last_seen END"
-        )
-    else:
-        sets.append("last_seen = EXCLUDED.last_seen")
-    for name in ("title", "labels", "annotations"):
-        if getattr(event, name):
-            sets.append(f"{name} = EXCLUDED.{name}")
+    sets = _repeat_sets(event, postgres=postgres, new="EXCLUDED")
     returning = "id, times_seen"  # unqualified: SQLite's RETURNING refuses the alias
     extra: list = []
     if postgres:
@@ -613,7 +688,8 @@ def _route(alert: Alert, batch: _TimelineBatch, now, facts: _RoutingFacts | None
         if decision.rule is not None:
             Alert.objects.filter(pk=alert.pk).update(rule=decision.rule)
         return
-    incident_id = _incident_to_join(alert, decision)
+    incident_id = _join_incident(alert, decision)
+    attached = incident_id is not None  # the alert row already names it (pending)
     opened = False
     if incident_id is None:
         severity = decision.severity
@@ -641,9 +717,12 @@ def _route(alert: Alert, batch: _TimelineBatch, now, facts: _RoutingFacts | None
         key=f"alert-arrivals:{incident_id}", seconds=ARRIVAL_GATHER_SECONDS
     )
     alert.arrival_pending = not first_of_burst
-    Alert.objects.filter(pk=alert.pk).update(
-        incident=incident_id, rule=decision.rule, arrival_pending=alert.arrival_pending
-    )
+    if not attached:
+        Alert.objects.filter(pk=alert.pk).update(
+            incident=incident_id, rule=decision.rule, arrival_pending=alert.arrival_pending
+        )
+    # Attached and first of its burst: the row still says pending; flush() clears the flag
+    # when it takes the incident's pending arrivals (and names this one only once).
     if first_of_burst:
         batch.fired[incident_id].append((alert, opened))
         if not opened:
@@ -658,7 +737,7 @@ def _summary(alert: Alert) -> str:
     return "\n\n".join(lines)
 
 
-def _join_sql(where: str) -> str:
+def _join_sql(where: str, order: str = "a.last_seen DESC") -> str:
     """The newest alert matching `where` whose incident is open: its incident's id.
 
     Raw and composed once, because every new alert that may page runs it (composing it
@@ -668,7 +747,12 @@ def _join_sql(where: str) -> str:
         f"SELECT a.incident_id FROM {Alert._meta.db_table} a "
         f"JOIN {Incident._meta.db_table} i ON i.id = a.incident_id "
         f"WHERE {where} AND a.id <> %s AND i.status IN ({statuses}) "
-        "ORDER BY a.last_seen DESC LIMIT 1"
+        # rule_id is one value here (a rule or NULL), so ordering by it changes nothing,
+        # but it lets PostgreSQL walk the (service, rule, -last_seen) index in order and
+        # stop at the first open incident: `rule_id IS NULL` is not an equality to its
+        # planner, and without this it read every alert in the window and sorted them
+        # (a storm of new alerts on one service became quadratic).
+        f"ORDER BY {order} LIMIT 1"
     )
 
 
@@ -677,8 +761,14 @@ _JOIN_SAME_GROUP = _join_sql(
 )
 # Alerts routed by the same rule (or all by the default) within the window; the
 # (service, rule, -last_seen) index serves both shapes.
-_JOIN_WINDOW_DEFAULT = _join_sql("a.service_id = %s AND a.rule_id IS NULL AND a.last_seen >= %s")
-_JOIN_WINDOW_RULE = _join_sql("a.service_id = %s AND a.rule_id = %s AND a.last_seen >= %s")
+_JOIN_WINDOW_DEFAULT = _join_sql(
+    "a.service_id = %s AND a.rule_id IS NULL AND a.last_seen >= %s",
+    order="a.rule_id, a.last_seen DESC",
+)
+_JOIN_WINDOW_RULE = _join_sql(
+    "a.service_id = %s AND a.rule_id = %s AND a.last_seen >= %s",
+    order="a.rule_id, a.last_seen DESC",
+)
 
 
 def _first_value(sql: str, params: list):
@@ -688,23 +778,55 @@ def _first_value(sql: str, params: list):
     return row[0] if row else None
 
 
-def _incident_to_join(alert: Alert, decision: RouteDecision) -> int | None:
+def _join_lookups(alert: Alert, decision: RouteDecision) -> list[tuple[str, list]]:
+    """The lookups that find an incident to join, in the order they are asked."""
+    lookups = []
     if decision.grouping == RuleGrouping.NONE:
-        return None
+        return lookups
     if alert.group_key and decision.grouping in (RuleGrouping.GROUP_KEY, DEFAULT_GROUPING):
-        same_group = _first_value(
-            _JOIN_SAME_GROUP, [alert.integration_id, alert.group_key, alert.pk]
-        )
-        if same_group is not None:
-            return same_group
+        lookups.append((_JOIN_SAME_GROUP, [alert.integration_id, alert.group_key, alert.pk]))
     if decision.grouping in (RuleGrouping.WINDOW, DEFAULT_GROUPING):
         since = connection.ops.adapt_datetimefield_value(alert.first_seen - decision.window)
         if decision.rule is None:
-            return _first_value(_JOIN_WINDOW_DEFAULT, [alert.service_id, since, alert.pk])
-        return _first_value(
-            _JOIN_WINDOW_RULE, [alert.service_id, decision.rule.pk, since, alert.pk]
-        )
+            lookups.append((_JOIN_WINDOW_DEFAULT, [alert.service_id, since, alert.pk]))
+        else:
+            lookups.append(
+                (_JOIN_WINDOW_RULE, [alert.service_id, decision.rule.pk, since, alert.pk])
+            )
+    return lookups
+
+
+def _incident_to_join(alert: Alert, decision: RouteDecision) -> int | None:
+    for sql, params in _join_lookups(alert, decision):
+        found = _first_value(sql, params)
+        if found is not None:
+            return found
     return None
+
+
+def _join_incident(alert: Alert, decision: RouteDecision) -> int | None:
+    """Find the incident to join and attach the alert to it (rule set, arrival pending) in
+    one statement: the lookups run inside the UPDATE (COALESCE asks the next only if the
+    one before found nothing). Returns the incident's id, or None with the row untouched
+    when there is none to join. Joining is most of an alert storm, so it is the round trip
+    saved."""
+    lookups = _join_lookups(alert, decision)
+    if not lookups:
+        return None
+    table = Alert._meta.db_table
+    found = ", ".join(f"({sql})" for sql, _ in lookups)
+    if len(lookups) > 1:
+        found = f"COALESCE({found})"
+    sql = (
+        f"UPDATE {table} SET incident_id = j.join_id, rule_id = %s, arrival_pending = %s "
+        f"FROM (SELECT {found} AS join_id) j "
+        f"WHERE {table}.id = %s AND j.join_id IS NOT NULL RETURNING incident_id"
+    )
+    params = [decision.rule.pk if decision.rule else None, True]
+    for _, lookup_params in lookups:
+        params.extend(lookup_params)
+    params.append(alert.pk)
+    return _first_value(sql, params)
 
 
 # --- What people (and monitoring tools) do to an alert ------------------------------------
