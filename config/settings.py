@@ -337,6 +337,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # The paging tick runs every few seconds: log what it does, not that it ran.
         "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},  # "Task … received", every 2 s
         "celery.beat": {"level": "WARNING"},
     },
 }
