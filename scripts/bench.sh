@@ -24,7 +24,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p var/bench
 
 which=("$@")
-[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items schedules paging status)
+[ ${#which[@]} -eq 0 ] && which=(page poll memory pdf items schedules paging status alerts)
 
 # Create the bench database if it is missing, and bring its schema up to date.
 $PY -c "from bench.common import setup_django; setup_django()"
@@ -45,6 +45,7 @@ for name in "${which[@]}"; do
     paging) module=bench.paging ;;
     status) module=bench.status_page ;;  # status page, JSON summary, badge vs a static file
     schedules) module=bench.schedules ;;
+    alerts) module=bench.alert_ingest ;;  # alert ingestion and the dedup storm vs a bare INSERT
     *) echo "unknown benchmark: $name (page, poll, memory, pdf, items, paging)" >&2; exit 2 ;;
   esac
   echo
