@@ -169,7 +169,10 @@ def _page_for_reader(request: HttpRequest, slug: str) -> StatusPage | HttpRespon
 def _page_for_manager(request: HttpRequest, slug: str) -> StatusPage:
     page = get_object_or_404(StatusPage, slug=slug)
     if not status_can_manage(request.user):
-        raise PermissionDenied("Only status page managers can do this.")
+        raise PermissionDenied(
+            "Only status page managers can do this: members of the Admins group, or people an "
+            "administrator gives the “Can change status page” permission."
+        )
     return page
 
 

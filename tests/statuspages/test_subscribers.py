@@ -434,7 +434,10 @@ def test_many_subscribers_fan_out_in_batches_with_few_queries(
     event = subscriptions.status_event_record(
         page=page, kind=StatusEvent.Kind.COMPONENT, key="k", data={}, component_ids=[]
     )
-    with django_assert_max_num_queries(8):
+    # SQLite caps the variables in one statement, so Django splits the bulk INSERT there.
+    from django.db import connection
+
+    with django_assert_max_num_queries(8 if connection.vendor == "postgresql" else 12):
         batches = subscriptions.status_event_fan_out(event_id=event.pk)
     assert [len(b) for b in batches] == [50] * 10 + [20]
     assert StatusDelivery.objects.filter(event=event).count() == 520

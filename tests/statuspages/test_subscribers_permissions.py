@@ -111,3 +111,23 @@ def test_the_admin_lists_subscribers_without_their_secrets(world, client, admin_
         ).status_code
         == 200
     )
+
+
+@pytest.mark.django_db
+def test_the_admins_group_manages_pages_without_being_superusers(world, client):
+    from tests.factories import make_user
+
+    admin = make_user("ada-admin", groups=("Admins", "Responders"))
+    assert not admin.is_superuser
+    client.force_login(admin)
+    for name, url in urls_for(*world).items():
+        if name in ("maintenance_manage", "webhooks_manage"):
+            assert client.get(url).status_code == 200, name
+
+
+@pytest.mark.django_db
+def test_a_refused_responder_is_told_who_may(world, client, responder):
+    client.force_login(responder)
+    response = client.get(urls_for(*world)["maintenance_manage"])
+    assert response.status_code == 403
+    assert "Admins group" in response.content.decode()
