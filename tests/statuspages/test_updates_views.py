@@ -110,6 +110,9 @@ def test_bad_input_is_refused_with_field_errors_and_nothing_written(client, inci
 
 def test_a_template_fills_the_message(client, incident, commander):
     make_status_page("acme")
+    StatusUpdateTemplate.objects.create(
+        name="Investigating", status="investigating", message="We are looking into it."
+    )
     template = StatusUpdateTemplate.objects.create(
         name="Monitoring", status="monitoring", message="A fix is out; we are watching."
     )
@@ -119,6 +122,8 @@ def test_a_template_fills_the_message(client, incident, commander):
     ).content.decode()
     assert "A fix is out; we are watching." in text
     assert '<option value="monitoring" selected>' in text
+    # "Start from" still names the template used, not the first one in the list.
+    assert f'<option value="{template.pk}" selected>Monitoring</option>' in text
 
 
 def test_setting_component_statuses_from_the_incident(client, incident, commander):
