@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.utils import timezone
 
 from incidents.alerting.matchers import MatcherError, format_matchers, parse_matchers
@@ -67,6 +68,10 @@ class AlertRuleForm(forms.Form):
             "initial", {"action": RuleAction.OPEN, "grouping": RuleGrouping.GROUP_KEY}
         )
         super().__init__(*args, **kwargs)
+        self.fields["window_minutes"].help_text = (
+            "For time-window grouping; empty uses the site default "
+            f"({settings.ALERT_GROUPING_WINDOW_MINUTES} minutes)."
+        )
 
     def clean_matchers(self) -> list[dict]:
         try:
