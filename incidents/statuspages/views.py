@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -83,6 +83,12 @@ def _reader(view):
             page = _page_for(request, slug)
         except _SignIn as sign_in:
             return sign_in.response
+        except Http404:
+            if view.__name__ == "status_summary":  # tools reading JSON get JSON
+                return JsonResponse(
+                    {"error": "not found", "message": "No such status page."}, status=404
+                )
+            raise
         return view(request, page, *args, **kwargs)
 
     wrapped.__name__ = view.__name__

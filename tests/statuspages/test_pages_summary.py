@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime, timedelta
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -132,3 +133,11 @@ def test_a_day_takes_its_worst_status_in_the_pages_zone(db):
     }
     assert row.days[4].label == "8 Mar 2026: major outage"
     assert 0.99 < row.uptime < 1
+
+
+@pytest.mark.django_db
+def test_an_unknown_page_summary_is_a_json_404(client):
+    response = client.get(reverse("status:summary", args=["no-such-page"]))
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "not found"
