@@ -59,8 +59,8 @@ def _search(term: str) -> Q:
     """Title words, a dedup key, or `label=value`.
 
     `label=value` is an exact match on one label (a JSON key lookup on both PostgreSQL and
-    SQLite); a dedup key is matched exactly, which the (integration, dedup_key) index
-    answers; free text matches the title or any label value.
+    SQLite); a dedup key by its beginning (keys are often long hashes: people paste the
+    first few characters); free text matches the title or any label value.
     """
     term = term.strip()
     if "=" in term and " " not in term:
@@ -69,7 +69,9 @@ def _search(term: str) -> Q:
             # The key as one JSON key, never parsed as a lookup: "isnull=x" or "regex=("
             # is a label called isnull or regex (a lookup there would be a 500).
             return Q(Exact(KeyTextTransform(key, "labels"), value))
-    return Q(title__icontains=term) | Q(dedup_key=term) | Q(labels__icontains=term)
+    return (
+        Q(title__icontains=term) | Q(dedup_key__startswith=term) | Q(labels__icontains=term)
+    )
 
 
 def alert_list_for_user(*, user, filters: AlertFilters | None = None) -> QuerySet[Alert]:

@@ -115,6 +115,8 @@ def test_search_finds_titles_dedup_keys_and_labels(feed, viewer):
     assert "Checkout 5xx" in body and "Queue backlog" not in body
     body = listed(client, "?q=k-0001")
     assert "Queue backlog" in body and "Checkout 5xx" not in body
+    body = listed(client, "?q=k-7f")  # the first characters of a long key
+    assert "Checkout 5xx" in body and "Queue backlog" not in body
     body = listed(client, "?q=team=payments")
     assert "Checkout 5xx" in body and "Queue backlog" not in body
     body = listed(client, "?q=emails")  # any label value
