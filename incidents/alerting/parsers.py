@@ -82,7 +82,9 @@ def load_json_object(body: bytes) -> dict[str, Any]:
         # What the database cannot store: NUL characters and lone surrogates.
         text = json.dumps(data, ensure_ascii=False)
         text.encode("utf-8")
-    except (UnicodeError, ValueError, RecursionError):
+    except RecursionError:
+        raise InvalidEvent("The body is nested too deeply to be an alert.") from None
+    except (UnicodeError, ValueError):
         raise InvalidEvent("The body is not valid UTF-8 JSON.") from None
     if "\\u0000" in text:
         raise InvalidEvent("The body contains a NUL character.")

@@ -222,3 +222,9 @@ def test_generic_uses_the_field_mapping():
 def test_bodies_over_512_kb_are_refused():
     with pytest.raises(InvalidEvent, match="larger than 512 KB"):
         parsers.parse_generic(b'{"title": "' + b"x" * (512 * 1024) + b'"}')
+
+
+def test_a_body_nested_too_deeply_says_so():
+    body = ("[" * 100_000 + "]" * 100_000).encode()
+    with pytest.raises(parsers.InvalidEvent, match="nested too deeply"):
+        parsers.parse_pagerduty(body)
