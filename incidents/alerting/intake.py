@@ -8,8 +8,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.alerting import parsers
-from incidents.alerting.ratelimit import Verdict, integration_rate_check
-from incidents.alerting.services import alerts_ingest, integration_for_token
+from incidents.alerting.ratelimit import Verdict
+from incidents.alerting.services import alerts_ingest, integration_admit
 from incidents.models import IntegrationKind
 
 
@@ -53,10 +53,9 @@ def _read_body(request: HttpRequest) -> bytes:
 
 
 def _receive(request: HttpRequest, token: str, kind: str) -> JsonResponse:
-    integration = integration_for_token(token)
-    if integration is None or integration.kind != kind:
+    integration, verdict = integration_admit(token, kind=kind)
+    if integration is None:
         return _not_found()
-    verdict = integration_rate_check(integration_id=integration.pk)
     if not verdict.allowed:
         return _limited(kind, verdict)
     try:
@@ -103,10 +102,9 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
         return _invalid(
             parsers.InvalidEvent("Event object is invalid", ["routing_key is required."])
         )
-    integration = integration_for_token(routing_key)
-    if integration is None or integration.kind != IntegrationKind.PAGERDUTY:
+    integration, verdict = integration_admit(routing_key, kind=IntegrationKind.PAGERDUTY)
+    if integration is None:
         return _not_found()
-    verdict = integration_rate_check(integration_id=integration.pk)
     if not verdict.allowed:
         return _limited(IntegrationKind.PAGERDUTY, verdict)
     result = alerts_ingest(integration=integration, events=[event])[0]

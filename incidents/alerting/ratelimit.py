@@ -12,6 +12,7 @@ because the counter is unreachable would be worse than letting a burst through.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,6 +82,74 @@ def integration_rate_check(*, integration_id: int, now: float | None = None) -> 
     if count <= limit:
         return Verdict(True)
     return Verdict(False, retry_after=max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))
+
+
+_INCREMENT_READING = (
+    _INCREMENT.replace("return n\n", "")
+    + """local g = redis.call('GET', KEYS[2])
+if not g then
+  g = ARGV[2]
+  redis.call('SET', KEYS[2], g)
+end
+return {n, g}
+"""
+)
+GENERATION_KEY = "firebreak:integrations-generation"
+
+
+@lru_cache(maxsize=4)
+def _reading_script(client):
+    return client.register_script(_INCREMENT_READING)
+
+
+def integrations_cacheable() -> bool:
+    """Whether intake may keep integration rows: only when every request's rate check
+    goes to Redis, which then also reads the generation that tells whether they changed."""
+    return bool(getattr(settings, "REDIS_URL", "")) and settings.ALERT_RATE_LIMIT_PER_MINUTE > 0
+
+
+def integration_rate_check_reading(
+    *, integration_id: int, now: float | None = None
+) -> tuple[Verdict, str | None]:
+    """integration_rate_check, and in the same round trip the integrations' generation
+    (None if Redis could not be asked: then nothing kept may be trusted)."""
+    limit = settings.ALERT_RATE_LIMIT_PER_MINUTE
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_SECONDS)
+    try:
+        count, generation = _reading_script(redis_client())(
+            keys=[f"{KEY_PREFIX}:{integration_id}:{window}", GENERATION_KEY],
+            # a missing generation (Redis flushed) starts as a new random one
+            args=[WINDOW_SECONDS * 2, secrets.token_hex(8)],
+        )
+    except Exception:
+        logger.warning("Alert rate limit unavailable; letting the request through", exc_info=True)
+        return Verdict(True), None
+    generation = generation.decode() if isinstance(generation, bytes) else str(generation)
+    if int(count) <= limit:
+        return Verdict(True), generation
+    retry = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+    return Verdict(False, retry_after=retry), generation
+
+
+def integrations_generation() -> str | None:
+    try:
+        client = redis_client()
+        client.set(GENERATION_KEY, secrets.token_hex(8), nx=True)
+        value = client.get(GENERATION_KEY)
+    except Exception:
+        return None
+    return None if value is None else value.decode()
+
+
+def integrations_generation_bump() -> None:
+    """Some integration changed: rows kept by any process are no longer current."""
+    if not getattr(settings, "REDIS_URL", ""):
+        return
+    try:
+        redis_client().set(GENERATION_KEY, secrets.token_hex(8))
+    except Exception:  # kept rows still age out within TOKEN_ROW_SECONDS
+        logger.error("Could not mark integrations changed; kept tokens age out", exc_info=True)
 
 
 def integration_rate_count(*, integration_id: int, now: float | None = None) -> int:

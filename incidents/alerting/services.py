@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,13 +16,21 @@ from functools import partial
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from incidents.alerting import routing_tasks
 from incidents.alerting.matchers import AlertFacts, all_hold
 from incidents.alerting.parsers import ACKNOWLEDGE, RESOLVE, TRIGGER, AlertEvent
-from incidents.alerting.ratelimit import claim_once
+from incidents.alerting.ratelimit import (
+    Verdict,
+    claim_once,
+    integration_rate_check,
+    integration_rate_check_reading,
+    integrations_cacheable,
+    integrations_generation,
+    integrations_generation_bump,
+)
 from incidents.models import (
     OPEN_STATUSES,
     Alert,
@@ -92,12 +101,21 @@ def integration_for_token(token: str) -> Integration | None:
     `integration.service` is loaded only if used (opening an incident).
     """
     wanted = token_hash(token)
-    sql, converters = _token_lookup()
+    row = _integration_row(wanted)
+    return None if row is None else _integration_from_row(wanted, row)
+
+
+def _integration_row(wanted: str) -> tuple | None:
+    sql, _ = _token_lookup()
     with connection.cursor() as cursor:
         cursor.execute(sql, [wanted])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+        return cursor.fetchone()
+
+
+def _integration_from_row(wanted: str, row: tuple) -> Integration | None:
+    """A new instance from the row as the database gave it (nothing shared between
+    requests: field_mapping is decoded afresh)."""
+    _, converters = _token_lookup()
     values = []
     for value, (column, found) in zip(row, converters, strict=True):
         for convert in found:
@@ -109,6 +127,68 @@ def integration_for_token(token: str) -> Integration | None:
     if not hmac.compare_digest(wanted, integration.token_hash):
         return None
     return integration
+
+
+# Token hash -> (when kept, the integrations' generation read before the row, the row).
+# An entry is good only while the generation the request's rate check reads is the one it
+# was kept under: any change to any integration (rotation, deletion, edit) bumps it, so a
+# rotated token stops working at once in every process. Entries also age out, in case a
+# bump was lost while Redis was down.
+_TOKEN_ROWS: dict[str, tuple[float, str, tuple]] = {}
+TOKEN_ROWS_KEPT = 256
+TOKEN_ROW_SECONDS = 30
+
+
+def integration_admit(token: str, *, kind: str) -> tuple[Integration | None, Verdict | None]:
+    """The integration of this kind whose secret this is, and this request's rate verdict;
+    (None, None) for no such integration (nothing counted).
+
+    With the rate limit in Redis, a token seen lately in this process costs no SELECT:
+    the rate check's round trip also reads the generation that says the row is current.
+    """
+    wanted = token_hash(token)
+    if not integrations_cacheable():
+        integration = integration_for_token(token)
+        if integration is None or integration.kind != kind:
+            return None, None
+        return integration, integration_rate_check(integration_id=integration.pk)
+    verdict = None
+    counted_for = None
+    kept = _TOKEN_ROWS.get(wanted)
+    if kept is not None:
+        kept_at, generation, row = kept
+        integration = _integration_from_row(wanted, row)
+        if integration is not None and integration.kind == kind:
+            verdict, current = integration_rate_check_reading(integration_id=integration.pk)
+            counted_for = integration.pk
+            if current == generation and time.monotonic() - kept_at < TOKEN_ROW_SECONDS:
+                return integration, verdict
+        _TOKEN_ROWS.pop(wanted, None)
+    generation = integrations_generation()  # read before the row: a change after it shows
+    row = _integration_row(wanted)
+    integration = None if row is None else _integration_from_row(wanted, row)
+    if integration is None or integration.kind != kind:
+        return None, None
+    if generation is not None:
+        if len(_TOKEN_ROWS) >= TOKEN_ROWS_KEPT:
+            _TOKEN_ROWS.clear()
+        _TOKEN_ROWS[wanted] = (time.monotonic(), generation, row)
+    if verdict is None or counted_for != integration.pk:
+        verdict = integration_rate_check(integration_id=integration.pk)
+    return integration, verdict
+
+
+def _integration_changed(sender, **kwargs) -> None:
+    # Now (this process, and any request that reads between here and the commit keeps
+    # what it read under a generation that the commit's bump ends) and after the commit.
+    integrations_generation_bump()
+    transaction.on_commit(integrations_generation_bump, robust=True)
+
+
+post_save.connect(_integration_changed, sender=Integration, dispatch_uid="integration-generation")
+post_delete.connect(
+    _integration_changed, sender=Integration, dispatch_uid="integration-generation-delete"
+)
 
 
 def integration_create(
