@@ -507,6 +507,8 @@ class _Upserted:
     # Only for a new alert on PostgreSQL (read in the same statement); else None.
     in_maintenance: bool | None = None
     has_rules: bool | None = None
+    incident_id: int | None = None  # the incident the INSERT attached it to, if it looked
+    looked: bool = False  # whether the INSERT looked for an incident to join
 
 
 _SEVERITY_RANK_SQL = (
@@ -544,12 +546,46 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
             f"{AlertRule._meta.db_table} r WHERE r.service_id = %s) END"
         )
         extra = [integration.service_id, when, when, integration.service_id]
+    # The common new alert (PostgreSQL, a paging severity, a service with no rules and no
+    # maintenance) is attached to the incident it joins by the INSERT itself, arrival
+    # pending (flush() clears that if it is the first of its burst): no second statement,
+    # and no second version of the row in every index.
+    join_first: list = []
+    looks = postgres and event.severity in PAGING_SEVERITIES
+    if looks:
+        lookups = []
+        if event.group_key:
+            lookups.append((_JOIN_SAME_GROUP, [integration.pk, event.group_key, 0]))
+        since = ops.adapt_datetimefield_value(now - _window())
+        lookups.append((_JOIN_WINDOW_DEFAULT, [integration.service_id, since, 0]))
+        found = ", ".join(f"({q})" for q, _ in lookups)
+        with_join = (
+            "WITH j AS MATERIALIZED (SELECT CASE WHEN EXISTS (SELECT 1 FROM "
+            f"{MaintenanceWindow._meta.db_table} w WHERE w.service_id = %s AND "
+            "w.cancelled_at IS NULL AND w.starts_at <= %s AND w.ends_at > %s) OR EXISTS "
+            f"(SELECT 1 FROM {AlertRule._meta.db_table} r WHERE r.service_id = %s) "
+            f"THEN NULL ELSE COALESCE({found}, NULL) END AS join_id) "
+        )
+        join_first = [integration.service_id, when, when, integration.service_id]
+        for _, lookup_params in lookups:
+            join_first.extend(lookup_params)
+        source = (
+            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
+            "1, %s, j.join_id IS NOT NULL, j.join_id FROM j "
+        )
+        returning += ", incident_id"
+    else:
+        with_join = ""
+        source = (
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
+            "1, %s, %s, NULL) "
+        )
     sql = (
+        f"{with_join}"
         f"INSERT INTO {table} AS a (integration_id, service_id, dedup_key, group_key, status, "
         "title, severity, source, labels, annotations, payload, first_seen, last_seen, "
-        "times_seen, in_maintenance, arrival_pending) "
-        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
-        "1, %s, %s) "
+        "times_seen, in_maintenance, arrival_pending, incident_id) "
+        f"{source}"
         "ON CONFLICT (integration_id, dedup_key) WHERE NOT (status = 'resolved') "
         f"DO UPDATE SET {', '.join(sets)} "
         "WHERE a.incident_id IS NOT NULL OR "
@@ -558,6 +594,7 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
         f"RETURNING {returning}"
     )
     params = [
+        *join_first,
         integration.pk,
         integration.service_id,
         event.dedup_key,
@@ -572,7 +609,7 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
         when,
         when,
         False,
-        False,
+        *([] if looks else [False]),
         *extra,
     ]
     with connection.cursor() as cursor:
@@ -580,6 +617,8 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
         row = cursor.fetchone()
     if row is None:
         return None
+    if looks:
+        return _Upserted(*row, looked=True)
     return _Upserted(*row)
 
 
@@ -615,7 +654,10 @@ def _ingest_one(integration: Integration, event: AlertEvent, batch: _TimelineBat
         facts = None
         if upserted.in_maintenance is not None:
             facts = _RoutingFacts(upserted.in_maintenance, upserted.has_rules)
-        _route(alert, batch, now, facts=facts)
+        joined = None
+        if upserted.looked and not upserted.in_maintenance and not upserted.has_rules:
+            joined = (upserted.incident_id,)
+        _route(alert, batch, now, facts=facts, joined=joined)
         # The row was written by SQL, not save(): tell post_save's listeners (the alerts
         # page's refresh) as a save would have.
         post_save.send(sender=Alert, instance=alert, created=True, update_fields=None, raw=False)
@@ -754,7 +796,13 @@ def _routing_facts(service_id: int, now) -> _RoutingFacts:
     return _RoutingFacts(bool(found["in_maintenance"]), bool(found["has_rules"]))
 
 
-def _route(alert: Alert, batch: _TimelineBatch, now, facts: _RoutingFacts | None = None) -> None:
+def _route(
+    alert: Alert,
+    batch: _TimelineBatch,
+    now,
+    facts: _RoutingFacts | None = None,
+    joined: tuple[int | None] | None = None,
+) -> None:
     """Open or join an incident for an alert that may wake someone up (row written by
     this transaction). Joining an open incident takes no service lock; opening one does."""
     facts = facts or _routing_facts(alert.service_id, now)
@@ -768,7 +816,8 @@ def _route(alert: Alert, batch: _TimelineBatch, now, facts: _RoutingFacts | None
         if decision.rule is not None:
             Alert.objects.filter(pk=alert.pk).update(rule=decision.rule)
         return
-    incident_id = _join_incident(alert, decision)
+    # `joined`: the INSERT already looked (and attached the alert if it found one).
+    incident_id = joined[0] if joined is not None else _join_incident(alert, decision)
     attached = incident_id is not None  # the alert row already names it (pending)
     opened = False
     if incident_id is None:
