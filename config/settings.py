@@ -194,6 +194,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "incidents.alerting.tasks.heartbeats_sweep",
         "schedule": float(env_int("HEARTBEAT_SWEEP_SECONDS", 30)),
     },
+    # Alerts a maintenance window held back that still fire when it ends are routed then.
+    "alert-maintenance-release": {
+        "task": "incidents.alerting.routing_tasks.alerts_maintenance_release",
+        "schedule": float(env_int("MAINTENANCE_RELEASE_SECONDS", 30)),
+    },
     "alert-payload-retention": {
         "task": "incidents.alerting.tasks.alert_payloads_expire",
         "schedule": 3600.0,

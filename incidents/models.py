@@ -482,6 +482,14 @@ class Alert(models.Model):
             # Grouping by time window: the newest alert of this service routed by this rule
             # (or by none), found without sorting however many alerts the service has.
             models.Index(fields=["service", "rule", "-last_seen"], name="alert_service_rule_seen"),
+            # Grouping by Alertmanager group: the integration's open alerts newest first, so a
+            # storm in one group never scans the resolved history. (Not on group_key itself:
+            # a long multibyte key could exceed what one B-tree entry may hold.)
+            models.Index(
+                fields=["integration", "-last_seen"],
+                condition=~Q(status="resolved"),
+                name="alert_open_integration_seen",
+            ),
         ]
 
     def __str__(self) -> str:

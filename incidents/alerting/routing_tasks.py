@@ -14,3 +14,12 @@ def alert_arrivals_note_task(incident_id: int) -> int:
     from incidents.alerting import services
 
     return services.alert_arrivals_note(incident_id=incident_id)
+
+
+@shared_task
+def alerts_maintenance_release() -> int:
+    """Route alerts a maintenance window held back that still fire now it is over.
+    Run by beat and on commit when someone ends a window early; idempotent."""
+    from incidents.alerting import services
+
+    return services.alerts_release_from_maintenance()

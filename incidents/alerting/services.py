@@ -1229,9 +1229,54 @@ def maintenance_window_create(
 
 def maintenance_window_cancel(*, window: MaintenanceWindow, actor) -> bool:
     """End a window now (or drop one not yet started). Idempotent: False if it was already
-    cancelled or over."""
+    cancelled or over. Alerts it held back and that still fire are released on commit."""
     now = timezone.now()
     changed = MaintenanceWindow.objects.filter(
         pk=window.pk, cancelled_at__isnull=True, ends_at__gt=now
     ).update(cancelled_at=now, cancelled_by=actor)
+    if changed:
+        transaction.on_commit(routing_tasks.alerts_maintenance_release.delay, robust=True)
     return bool(changed)
+
+
+def alerts_release_from_maintenance(*, now=None, limit: int = 500) -> int:
+    """Route the alerts a maintenance window held back that still fire now it is over: an
+    outage that began during planned work and outlasted it must page someone, and a
+    monitoring tool may not repeat the alert for hours. Returns how many were routed.
+
+    `in_maintenance` means "held back": it is cleared under the alert's row lock before
+    routing, so two sweeps (or a sweep racing a repeat) route each alert once. Alerts
+    someone acknowledged or that resolved are left alone; so is one that already joined
+    an incident.
+    """
+    now = now or timezone.now()
+    still_on = MaintenanceWindow.objects.filter(
+        starts_at__lte=now, ends_at__gt=now, cancelled_at__isnull=True
+    ).values("service_id")
+    candidates = list(
+        Alert.objects.filter(
+            in_maintenance=True, status=AlertStatus.FIRING, incident__isnull=True
+        )
+        .exclude(service_id__in=still_on)
+        .order_by("first_seen", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    released = 0
+    for pk in candidates:
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update()
+                .filter(
+                    pk=pk, in_maintenance=True, status=AlertStatus.FIRING, incident__isnull=True
+                )
+                .first()
+            )
+            if alert is None:
+                continue
+            Alert.objects.filter(pk=pk).update(in_maintenance=False)
+            alert.in_maintenance = False
+            batch = _TimelineBatch()
+            _route(alert, batch, now)
+            batch.flush()
+            released += 1
+    return released
