@@ -112,6 +112,34 @@ def main() -> int:
                     "MET" if status["target_met"][label] else "MISSED",
                 )
             )
+    alerts = _load("alert_ingest")
+    if alerts:
+        bare, ingest, storm = alerts["bare_insert"], alerts["ingestion"], alerts["storm"]
+        ratio = alerts["ingestion_vs_bare"] or 0
+        rows.append(
+            (
+                "alert ingestion: 32 senders",
+                f"{ingest['rps']:.0f} alerts/s, p50 {ingest['p50_ms']:.0f} ms, "
+                f"p99 {ingest['p99_ms']:.0f} ms",
+                f"bare INSERT {bare['rps']:.0f} req/s -> {ratio:.0%}",
+                ">= 200/s, p99 < 100 ms, >= 50%",
+                "MET"
+                if ingest["rps"] >= 200 and ingest["p99_ms"] < 100 and ratio >= 0.5
+                else "MISSED",
+            )
+        )
+        rows.append(
+            (
+                "dedup storm: one key",
+                f"{storm['rps']:.0f} events/s; {storm['alerts']} alert, "
+                f"{storm['incidents']} incident",
+                "",
+                ">= 1000/s, exactly 1 and 1",
+                "MET"
+                if storm["rps"] >= 1000 and storm["alerts"] == 1 and storm["incidents"] == 1
+                else "MISSED",
+            )
+        )
     if not rows:
         print("no results in", RESULTS_DIR)
         return 1
@@ -134,6 +162,7 @@ def main() -> int:
             ("postmortem_pdf", pdf),
             ("action_items", items),
             ("status_page", status),
+            ("alert_ingest", alerts),
         ]
         if d
     ]
