@@ -3,14 +3,33 @@ session and no CSRF. Monitoring tools post here; people never see these pages.""
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from incidents.alerting import parsers
 from incidents.alerting.ratelimit import Verdict
 from incidents.alerting.services import alerts_ingest, integration_admit
 from incidents.models import IntegrationKind
+
+
+def require_POST(view):  # noqa: N802  (named like Django's, which answers an empty 405)
+    """POST only, refused in JSON like every other answer here: a sender that GETs the
+    URL by mistake should read why."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if request.method != "POST":
+            response = JsonResponse(
+                {"status": "method not allowed", "message": "Send events with POST."},
+                status=405,
+            )
+            response["Allow"] = "POST"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _not_found() -> JsonResponse:

@@ -109,9 +109,12 @@ def test_rotating_retires_the_old_url(service):
     assert post(url("generic", new), {"title": "x", "severity": "info"}).status_code == 202
 
 
-def test_get_is_not_allowed(service):
+def test_get_is_not_allowed_and_says_so_in_json(service):
     _, token = make_integration(service, "generic")
-    assert Client().get(url("generic", token)).status_code == 405
+    response = Client().get(url("generic", token))
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert response.json()["message"] == "Send events with POST."
+    assert Client().get(reverse("integrations:pagerduty_enqueue")).status_code == 405
 
 
 # --- Error classes --------------------------------------------------------------------
