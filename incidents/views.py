@@ -680,6 +680,14 @@ def service_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     service = get_object_or_404(Service.objects.select_related("team"), slug=slug)
+    return service_page_response(request, service)
+
+
+def service_page_response(
+    request: HttpRequest, service: Service, *, status: int = 200, **bound_forms
+) -> HttpResponse:
+    """The service page, for its own GET and for the alerting forms on it that come back
+    with errors (`integration_form=` or `heartbeat_form=`, bound)."""
     recent = selectors.incident_list_for_user(
         user=request.user, filters=selectors.IncidentFilters(service=service.pk)
     )[:20]
@@ -691,7 +699,8 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         context["integrations"] = service.integrations.exclude(kind=IntegrationKind.HEARTBEAT)
         context["integration_form"] = IntegrationForm()
         context.update(integration_url_shown_once(request, service))
-    response = render(request, "incidents/service_detail.html", context)
+        context.update(bound_forms)
+    response = render(request, "incidents/service_detail.html", context, status=status)
     if context.get("new_integration"):
         response["Cache-Control"] = "no-store"  # a secret: not kept for the back button
     return response

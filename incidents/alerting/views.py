@@ -64,6 +64,7 @@ from incidents.models import (
 )
 from incidents.permissions import incident_can_declare, incident_can_respond
 from incidents.services import IncidentRefused
+from incidents.views import service_page_response
 
 ALERTS_PAGE_SIZE = 50
 
@@ -466,47 +467,13 @@ def _service_for_configuring(request: HttpRequest, slug: str) -> Service:
     return service
 
 
-def _render_service(
-    request,
-    service,
-    *,
-    form=None,
-    heartbeat_form=None,
-    new_url="",
-    new_integration=None,
-    status=200,
-):
-    # A heartbeat's new URL is shown in the heartbeats section, not with the integrations.
-    new_heartbeat_url = ""
-    if new_integration is not None and new_integration.kind == IntegrationKind.HEARTBEAT:
-        new_heartbeat_url, new_url = new_url, ""
-    recent = selectors.incident_list_for_user(
-        user=request.user, filters=selectors.IncidentFilters(service=service.pk)
-    )[:20]
-    return render(
-        request,
-        "incidents/service_detail.html",
-        {
-            "service": service,
-            "incidents": recent,
-            "integrations": service.integrations.exclude(kind=IntegrationKind.HEARTBEAT),
-            "integration_form": form or IntegrationForm(),
-            "heartbeat_form": heartbeat_form,
-            "new_url": new_url,
-            "new_heartbeat_url": new_heartbeat_url,
-            "new_integration": new_integration,
-        },
-        status=status,
-    )
-
-
 @login_required
 @require_POST
 def integration_add(request: HttpRequest, slug: str) -> HttpResponse:
     service = _service_for_configuring(request, slug)
     form = IntegrationForm(request.POST)
     if not form.is_valid():
-        return _render_service(request, service, form=form, status=422)
+        return service_page_response(request, service, integration_form=form, status=422)
     integration, token = integration_create(
         service=service, kind=form.cleaned_data["kind"], name=form.cleaned_data["name"]
     )
@@ -529,7 +496,7 @@ def heartbeat_add(request: HttpRequest, slug: str) -> HttpResponse:
     service = _service_for_configuring(request, slug)
     form = HeartbeatForm(request.POST)
     if not form.is_valid():
-        return _render_service(request, service, heartbeat_form=form, status=422)
+        return service_page_response(request, service, heartbeat_form=form, status=422)
     monitor, token = heartbeats.heartbeat_create(service=service, **form.cleaned_data)
     return _redirect_showing_url_once(request, monitor.integration, token)
 
