@@ -72,6 +72,7 @@ def test_a_pagerduty_acknowledge_event_takes_the_same_path(paged, commander):
     client.force_login(commander)
     html = client.get(f"/incidents/{incident.pk}/").content.decode()
     assert "Acknowledged from its alerts" in html and "Acknowledged by  " not in html
+    assert "Starting…" not in html  # nothing is starting once it is acknowledged
 
 
 def test_acknowledging_twice_or_after_resolving_changes_nothing(paged, commander):
