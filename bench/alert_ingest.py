@@ -156,6 +156,7 @@ def main() -> int:
         help="error: every alert is routed into one incident; warning: recorded only",
     )
     parser.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -196,7 +197,9 @@ def main() -> int:
     # The rate limit stays on (its Redis round trip is part of what is measured), set high
     # enough that a bench of one integration is never refused.
     os.environ.setdefault("ALERT_RATE_LIMIT_PER_MINUTE", "1000000")
-    server = Gunicorn(workers=2, log_path=ROOT / "var" / "bench" / "alert_ingest-gunicorn.log")
+    server = Gunicorn(
+        workers=args.workers, log_path=ROOT / "var" / "bench" / "alert_ingest-gunicorn.log"
+    )
     Path(server.log_path).parent.mkdir(parents=True, exist_ok=True)
     server.start()
     keys_dir = Path(tempfile.mkdtemp(prefix="alert-bench-"))

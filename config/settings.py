@@ -119,6 +119,13 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Alert intake's per-alert statement goes as a prepared statement (incidents/alerting/
+# prepared.py). 0 for a pooler in transaction mode that cannot follow them.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # psycopg prepares nothing while this is None (Django's default). Django's own cursors
+    # bind on the client and never prepare; only prepared.py's cursor asks for it.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 
 # --- Cache and broker -----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -329,9 +336,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact_secret_paths": {"()": "config.log_redaction.RedactSecretPaths"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["redact_secret_paths"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secret_paths"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # One handler (the root's), so nothing is logged twice; 4xx answers are expected

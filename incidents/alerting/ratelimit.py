@@ -167,13 +167,32 @@ def integration_rate_count(*, integration_id: int, now: float | None = None) -> 
     return int(value or 0)
 
 
-def claim_once(*, key: str, seconds: int) -> bool:
+_CLAIM_DELETING = """
+redis.call('DEL', KEYS[2])
+if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
+"""
+
+
+@lru_cache(maxsize=4)
+def _claim_deleting_script(client):
+    return client.register_script(_CLAIM_DELETING)
+
+
+def claim_once(*, key: str, seconds: int, also_delete: str | None = None) -> bool:
     """True for the first caller with this key in `seconds`, across every web process
     (SET NX EX in Redis; cache.add without Redis). Also True when the store is down: the
-    caller then does its work every time, as it would with no gate at all."""
+    caller then does its work every time, as it would with no gate at all.
+
+    `also_delete`: a key of this Redis to delete in the same round trip (with Redis only).
+    """
     try:
         if getattr(settings, "REDIS_URL", ""):
-            return bool(_script().registered_client.set(key, 1, nx=True, ex=seconds))
+            client = _script().registered_client
+            if also_delete:
+                script = _claim_deleting_script(client)
+                return bool(script(keys=[key, also_delete], args=[seconds]))
+            return bool(client.set(key, 1, nx=True, ex=seconds))
         return cache.add(key, 1, seconds)
     except Exception:
         logger.warning("Claim store unavailable; not gathering", exc_info=True)

@@ -69,9 +69,7 @@ def _search(term: str) -> Q:
             # The key as one JSON key, never parsed as a lookup: "isnull=x" or "regex=("
             # is a label called isnull or regex (a lookup there would be a 500).
             return Q(Exact(KeyTextTransform(key, "labels"), value))
-    return (
-        Q(title__icontains=term) | Q(dedup_key__startswith=term) | Q(labels__icontains=term)
-    )
+    return Q(title__icontains=term) | Q(dedup_key__startswith=term) | Q(labels__icontains=term)
 
 
 def alert_list_for_user(*, user, filters: AlertFilters | None = None) -> QuerySet[Alert]:
@@ -240,6 +238,15 @@ def alerts_revision_forget(*, changed_unseen: bool = False) -> None:
             cache.delete(ALERTS_REVISION_KEY)
     except Exception as exc:  # expires within ALERTS_REVISION_TTL anyway
         log.warning("Could not drop the cached alerts revision: %s", exc)
+
+
+def alerts_revision_redis_key() -> str | None:
+    """The cached revision's key in the Redis that ratelimit.redis_client() talks to, for
+    a caller that deletes it in a round trip of its own; None when the cache is elsewhere
+    (then use alerts_revision_forget)."""
+    if _revision_store() is None:
+        return None
+    return cache.make_and_validate_key(ALERTS_REVISION_KEY)
 
 
 def _revision_store():

@@ -1,0 +1,179 @@
+"""The settled path: on PostgreSQL a trigger that needs no decision beyond its INSERT (the
+common new alert joining an open incident, a warning recorded on a quiet service) is one
+prepared statement with no transaction around it. Everything that needs deciding (an
+incident to open, maintenance, rules) writes nothing there and takes the full path."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from incidents.alerting import selectors, services
+from incidents.alerting.parsers import parse_pagerduty
+from incidents.alerting.services import integration_create
+from incidents.models import Alert, AlertRule, Incident, MaintenanceWindow, TimelineEntry
+from tests.factories import make_service
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the settled path is PostgreSQL's"
+)
+
+
+@pytest.fixture(autouse=True)
+def _forget_kept():
+    services._TOKEN_ROWS.clear()
+    services._RECENT_TRIGGERS.clear()
+    yield
+    services._TOKEN_ROWS.clear()
+    services._RECENT_TRIGGERS.clear()
+
+
+def body(key, *, severity="error", summary=None):
+    return json.dumps(
+        {
+            "event_action": "trigger",
+            "dedup_key": key,
+            "payload": {
+                "summary": summary or f"Alert {key}",
+                "source": "prom",
+                "severity": severity,
+            },
+        }
+    )
+
+
+def send(token, key, **kwargs):
+    return Client().post(
+        f"/integrations/{token}/pagerduty", body(key, **kwargs), content_type="application/json"
+    )
+
+
+def event(key, **kwargs):
+    return parse_pagerduty(body(key, **kwargs).encode())[0]
+
+
+def fired_entries(incident):
+    return list(incident.timeline.filter(data__event="fired").order_by("pk"))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_burst_joining_an_open_incident_is_one_statement_each_and_one_entry_for_the_rest():
+    service = make_service("Checkout")
+    _, token = integration_create(service=service, kind="pagerduty")
+    assert send(token, "first", summary="Checkout 500s").status_code == 202  # opens
+    incident = Incident.objects.get()
+    assert send(token, "second", summary="Latency").status_code == 202  # first of its burst
+    assert [e.body for e in fired_entries(incident)] == [
+        "Error alert fired and opened this incident: Checkout 500s",
+        "Error alert fired and joined this incident: Latency",
+    ]
+
+    # The rest of the burst: one statement each (no BEGIN, no COMMIT, no other query),
+    # committed at once, attached to the incident and waiting to be gathered.
+    for key in ("third", "fourth"):
+        with CaptureQueriesContext(connection) as queries:
+            assert send(token, key, summary=key.title()).status_code == 202
+        assert len(queries.captured_queries) == 1, [q["sql"][:80] for q in queries]
+        assert queries.captured_queries[0]["sql"].startswith("WITH j AS MATERIALIZED")
+    assert set(Alert.objects.filter(arrival_pending=True).values_list("dedup_key", flat=True)) == {
+        "third",
+        "fourth",
+    }
+    assert Alert.objects.filter(incident=incident).count() == 4
+    assert len(fired_entries(incident)) == 2
+
+    assert services.alert_arrivals_note(incident_id=incident.pk) == 2  # what the task runs
+    entries = fired_entries(incident)
+    assert len(entries) == 3
+    assert entries[-1].body.startswith("2 alerts fired and joined this incident")
+    assert not Alert.objects.filter(arrival_pending=True).exists()
+    assert Incident.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_alerts_page_sees_a_settled_alert_at_once():
+    service = make_service("Checkout")
+    _, token = integration_create(service=service, kind="pagerduty")
+    send(token, "first")
+    send(token, "second")
+    before = selectors.alerts_revision()
+    assert selectors.alerts_revision() == before  # kept between polls
+    assert send(token, "third").status_code == 202  # settled, not first of its burst
+    assert selectors.alerts_revision() != before
+    warning = selectors.alerts_revision()
+    assert send(token, "disk", severity="warning").status_code == 202  # recorded, settled
+    assert selectors.alerts_revision() != warning
+
+
+@pytest.mark.django_db
+def test_what_needs_deciding_writes_nothing_on_the_settled_path():
+    service = make_service("Checkout")
+    integration, _ = integration_create(service=service, kind="pagerduty")
+    # No open incident to join: opening one is the full path's.
+    assert services._ingest_settled(integration, event("a")) is None
+    assert not Alert.objects.exists()
+
+    # A quiet warning is settled: recorded, no incident.
+    result = services._ingest_settled(integration, event("w", severity="warning"))
+    assert result.created and result.alert.incident_id is None
+    assert Alert.objects.get().dedup_key == "w"
+
+    # Maintenance now, or any rule on the service: decided under a transaction.
+    now = timezone.now()
+    window = MaintenanceWindow.objects.create(
+        service=service,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        reason="Database upgrade",
+    )
+    assert services._ingest_settled(integration, event("m", severity="warning")) is None
+    window.delete()
+    AlertRule.objects.create(service=service, name="Everything", position=1)
+    assert services._ingest_settled(integration, event("r", severity="warning")) is None
+    assert list(Alert.objects.values_list("dedup_key", flat=True)) == ["w"]
+
+
+@pytest.mark.django_db
+def test_a_repeat_is_counted_on_the_settled_path_and_a_rising_one_is_not():
+    service = make_service("Checkout")
+    integration, _ = integration_create(service=service, kind="pagerduty")
+    services._ingest_settled(integration, event("cpu", severity="warning"))
+    again = services._ingest_settled(integration, event("cpu", severity="warning"))
+    assert again is not None and not again.created
+    assert Alert.objects.get().times_seen == 2
+    # Rising to critical with no incident: it may now page, so the full path routes it.
+    assert services._ingest_settled(integration, event("cpu", severity="critical")) is None
+    assert Alert.objects.get().times_seen == 2
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_intake_statement_is_prepared_once_per_connection(settings):
+    service = make_service("Checkout")
+    _, token = integration_create(service=service, kind="pagerduty")
+    send(token, "first")
+
+    def prepared_intake():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%FROM j WHERE NOT j.m AND NOT j.r%"],  # the settled INSERT
+            )
+            return cursor.fetchone()[0]
+
+    for key in ("a", "b", "c"):
+        send(token, key)
+    assert prepared_intake() == 1  # three alerts, one plan
+
+    settings.DB_PREPARED_STATEMENTS = False
+    connection.close()  # a new connection has none prepared, and prepares none
+    for key in ("d", "e"):
+        assert send(token, key).status_code == 202
+    assert prepared_intake() == 0
+    assert Alert.objects.filter(incident__isnull=False).count() == 6
+    assert TimelineEntry.objects.filter(data__event="fired").exists()
