@@ -68,7 +68,10 @@ def _now() -> datetime:
 
 
 def _lock(incident: Incident) -> Incident:
-    return Incident.objects.select_for_update().get(pk=incident.pk)
+    # FOR NO KEY UPDATE: writers of one incident still queue on each other, but rows that
+    # merely point at it (alerts, timeline entries, whose foreign-key checks share-lock
+    # it) are never held up, which also keeps intake free of lock-order deadlocks.
+    return Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
 
 
 def _name(user) -> str:

@@ -138,7 +138,11 @@ def _default_owner(incident: Incident, actor):
 
 
 def _lock_incident(incident_id: int) -> Incident:
-    return Incident.objects.select_for_update().select_related("severity").get(pk=incident_id)
+    return (
+        Incident.objects.select_for_update(no_key=True)
+        .select_related("severity")
+        .get(pk=incident_id)
+    )
 
 
 def _lock(postmortem: Postmortem) -> Postmortem:

@@ -189,7 +189,9 @@ def heartbeat_delete(*, monitor: HeartbeatMonitor) -> None:
     one that never raised anything goes entirely."""
     heartbeat_pause(monitor=monitor)  # resolves an open alert first
     with transaction.atomic():
-        integration = Integration.objects.select_for_update().get(pk=monitor.integration_id)
+        integration = Integration.objects.select_for_update(no_key=True).get(
+            pk=monitor.integration_id
+        )
         HeartbeatMonitor.objects.filter(pk=monitor.pk).delete()
         if integration.alerts.exists():
             integration_rotate(integration=integration)

@@ -213,7 +213,7 @@ def integration_rotate(*, integration: Integration) -> str:
     """A new secret; the old URL stops working at once."""
     token = secrets.token_urlsafe(24)
     with transaction.atomic():
-        integration = Integration.objects.select_for_update().get(pk=integration.pk)
+        integration = Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
         integration.token_hash = token_hash(token)
         integration.rotated_at = timezone.now()
         integration.save(update_fields=["token_hash", "rotated_at"])
@@ -257,7 +257,7 @@ class _TimelineBatch:
             gathered = [a for a in _claim_pending_arrivals(incident_id) if a.pk not in own]
             # Only what the entries need: the lock, the revision, whether it is open.
             incident = (
-                Incident.objects.select_for_update()
+                Incident.objects.select_for_update(no_key=True)
                 .only("id", "revision", "status")
                 .get(pk=incident_id)
             )
@@ -304,7 +304,7 @@ def alert_arrivals_note(*, incident_id: int) -> int:
         if not gathered:
             return 0
         incident = (
-            Incident.objects.select_for_update()
+            Incident.objects.select_for_update(no_key=True)
             .only("id", "revision", "status")
             .get(pk=incident_id)
         )
@@ -966,8 +966,10 @@ def _route(
         if severity is None:  # no severities configured: the alert is recorded only
             return
         # One opener per service at a time, so two alerts arriving together open one
-        # incident: the second looks again once the first has committed.
-        Service.objects.select_for_update().filter(pk=alert.service_id).first()
+        # incident: the second looks again once the first has committed. NO KEY: alerts
+        # being inserted meanwhile share-lock the service in their foreign-key checks;
+        # FOR UPDATE would wait on them while they wait on us for the incident (deadlock).
+        Service.objects.select_for_update(no_key=True).filter(pk=alert.service_id).first()
         incident_id = _incident_to_join(alert, decision)
         if incident_id is None:
             incident_id = incident_declare(
@@ -1141,7 +1143,7 @@ def _acknowledge(alert: Alert, *, actor, now) -> None:
     alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "last_seen"])
     if alert.incident_id is None:
         return
-    incident = Incident.objects.select_for_update().get(pk=alert.incident_id)
+    incident = Incident.objects.select_for_update(no_key=True).get(pk=alert.incident_id)
     stopped = _stop_paging(incident, actor=actor, now=now)
     if incident.acknowledged_at is None:
         incident.acknowledged_at = now
@@ -1314,7 +1316,7 @@ def alert_rule_save(
     """Create a rule at the end of the service's list, or change one in place. Alerts
     already routed keep what they did; the rule applies to alerts from now on."""
     with transaction.atomic():
-        Service.objects.select_for_update().filter(pk=service.pk).first()  # positions
+        Service.objects.select_for_update(no_key=True).filter(pk=service.pk).first()  # positions
         if rule is None:
             last = (
                 service.alert_rules.order_by("-position").values_list("position", flat=True).first()
@@ -1333,7 +1335,7 @@ def alert_rule_save(
 
 def alert_rule_delete(*, rule: AlertRule) -> None:
     with transaction.atomic():
-        Service.objects.select_for_update().filter(pk=rule.service_id).first()
+        Service.objects.select_for_update(no_key=True).filter(pk=rule.service_id).first()
         AlertRule.objects.filter(pk=rule.pk).delete()
 
 
@@ -1341,7 +1343,7 @@ def alert_rule_move(*, rule: AlertRule, up: bool) -> bool:
     """Swap the rule with its neighbour above (or below); False at either end. Holds the
     service's row lock so two people reordering at once cannot interleave."""
     with transaction.atomic():
-        Service.objects.select_for_update().filter(pk=rule.service_id).first()
+        Service.objects.select_for_update(no_key=True).filter(pk=rule.service_id).first()
         rules = list(AlertRule.objects.filter(service=rule.service_id).order_by("position", "pk"))
         index = next((i for i, r in enumerate(rules) if r.pk == rule.pk), None)
         if index is None:
