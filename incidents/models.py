@@ -426,7 +426,11 @@ class Alert(models.Model):
     """One problem a monitoring tool told us about, deduplicated by its key while open."""
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="alerts")
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="alerts")
+    # Indexed by alert_service_last_seen, which starts with it (every index is written on
+    # every new alert: see Meta).
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="alerts", db_index=False
+    )
     dedup_key = models.CharField(max_length=255)
     group_key = models.CharField(max_length=1024, blank=True)
     status = models.CharField(
@@ -455,10 +459,16 @@ class Alert(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # a partial index in Meta
     )
     # The rule that decided what this alert did (null: the default behaviour applied).
     rule = models.ForeignKey(
-        "AlertRule", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "AlertRule",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # a partial index in Meta
     )
     # It arrived while its service was in a maintenance window: recorded, nobody paged.
     in_maintenance = models.BooleanField(default=False)
@@ -476,12 +486,27 @@ class Alert(models.Model):
                 name="one_open_alert_per_dedup_key",
             )
         ]
+        # Every new alert writes an entry in each index whose condition it meets, so those
+        # a new alert rarely needs are partial.
         indexes = [
             models.Index(fields=["status", "-last_seen"], name="alert_status_last_seen"),
             models.Index(fields=["service", "-last_seen"], name="alert_service_last_seen"),
             # Grouping by time window: the newest alert of this service routed by this rule
-            # (or by none), found without sorting however many alerts the service has.
-            models.Index(fields=["service", "rule", "-last_seen"], name="alert_service_rule_seen"),
+            # (or by none) that is in an incident, found without sorting however many alerts
+            # the service has and without reading those in none (a flood of recorded-only
+            # warnings made every paging alert's lookup read all of them).
+            models.Index(
+                fields=["service", "rule", "-last_seen"],
+                condition=Q(incident__isnull=False),
+                name="alert_service_rule_incident",
+            ),
+            # For deleting a rule or a user (SET NULL): most alerts have neither.
+            models.Index(fields=["rule"], condition=Q(rule__isnull=False), name="alert_rule"),
+            models.Index(
+                fields=["acknowledged_by"],
+                condition=Q(acknowledged_by__isnull=False),
+                name="alert_acknowledged_by",
+            ),
             # Grouping by Alertmanager group: the integration's open alerts newest first, so a
             # storm in one group never scans the resolved history. (Not on group_key itself:
             # a long multibyte key could exceed what one B-tree entry may hold.)

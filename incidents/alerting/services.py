@@ -1031,14 +1031,14 @@ def _join_sql(where: str, order: str = "a.last_seen DESC") -> str:
 _JOIN_SAME_GROUP = _join_sql(
     "a.integration_id = %s AND a.group_key = %s AND NOT (a.status = 'resolved')"
 )
-# Alerts routed by the same rule (or all by the default) within the window; the
-# (service, rule, -last_seen) index serves both shapes.
+# Alerts in an incident routed by the same rule (or all by the default) within the
+# window; the partial (service, rule, -last_seen) index serves both shapes.
 _JOIN_WINDOW_DEFAULT = _join_sql(
-    "a.service_id = %s AND a.rule_id IS NULL AND a.last_seen >= %s",
+    "a.service_id = %s AND a.rule_id IS NULL AND a.last_seen >= %s AND a.incident_id IS NOT NULL",
     order="a.rule_id, a.last_seen DESC",
 )
 _JOIN_WINDOW_RULE = _join_sql(
-    "a.service_id = %s AND a.rule_id = %s AND a.last_seen >= %s",
+    "a.service_id = %s AND a.rule_id = %s AND a.last_seen >= %s AND a.incident_id IS NOT NULL",
     order="a.rule_id, a.last_seen DESC",
 )
 

@@ -177,3 +177,48 @@ def test_the_intake_statement_is_prepared_once_per_connection(settings):
     assert prepared_intake() == 0
     assert Alert.objects.filter(incident__isnull=False).count() == 6
     assert TimelineEntry.objects.filter(data__event="fired").exists()
+
+
+@pytest.mark.django_db
+def test_a_flood_of_recorded_warnings_is_not_read_by_the_next_paging_alerts_lookup():
+    """The window lookup that finds an incident to join reads alerts in an incident only:
+    two thousand recorded-only warnings in the window cost the next paging alert nothing."""
+    service = make_service("Checkout")
+    integration, token = integration_create(service=service, kind="pagerduty")
+    send(token, "page", severity="error")  # opens the incident
+    now = timezone.now()
+    Alert.objects.bulk_create(
+        Alert(
+            integration=integration,
+            service=service,
+            dedup_key=f"warning-{n}",
+            title="Disk 80%",
+            severity="warning",
+            first_seen=now,
+            last_seen=now + timedelta(seconds=1),  # newer than the attached alert
+        )
+        for n in range(2000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE incidents_alert")
+        since = connection.ops.adapt_datetimefield_value(now - timedelta(minutes=10))
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + services._JOIN_WINDOW_DEFAULT,
+            [service.pk, since, 0],
+        )
+        plan = cursor.fetchone()[0]
+    plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
+
+    def scans(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    alert_scans = [n for n in scans(plan) if n.get("Relation Name") == "incidents_alert"]
+    read = sum(
+        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
+        for n in alert_scans
+    )
+    assert alert_scans and read <= 2, alert_scans
+    assert send(token, "another", severity="error").status_code == 202
+    assert Alert.objects.get(dedup_key="another").incident_id is not None
