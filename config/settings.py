@@ -8,6 +8,7 @@ PostgreSQL and Redis, the production shape.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import dj_database_url
@@ -17,6 +18,10 @@ from config.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FIREBREAK_VAR_DIR", str(BASE_DIR / "var")))
+# Celery beat keeps its schedule file here whatever the database; a fresh checkout on
+# PostgreSQL and Redis has no other reason to create it. (Unwritable: beat says so.)
+with contextlib.suppress(OSError):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 
