@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -52,7 +53,12 @@ def public_page_with_history(commander):
     api = make_component(page, "Public API", group="Platform")
     long_ago = timezone.now() - timedelta(days=120)
     type(web).objects.filter(page=page).update(created_at=long_ago)
-    start = timezone.now() - timedelta(days=20)
+    # Two hours in the morning of one day, in the page's zone: started at "now" it crossed
+    # midnight when the suite ran late in the evening, and marked two days.
+    morning = timezone.localtime(timezone.now(), ZoneInfo("Europe/London")).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    start = morning - timedelta(days=20)
     ComponentStatusInterval.objects.create(
         component=api,
         status=ComponentStatus.MAJOR_OUTAGE,
