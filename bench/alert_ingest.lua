@@ -1,6 +1,8 @@
--- wrk script for bench/alert_ingest.py: POSTs PagerDuty-style trigger events.
+-- wrk script for bench/alert_ingest.py: POSTs PagerDuty-style trigger events, or
+-- Alertmanager notifications of one new alert each.
 --
 -- Set by the bench, through the environment:
+--   ALERT_BENCH_FORMAT    pagerduty (default) or alertmanager
 --   ALERT_BENCH_RUN       a run id; each wrk thread makes dedup keys "<run>-t<n>-<count>"
 --   ALERT_BENCH_KEY       one fixed dedup key for every event (the storm) instead
 --   ALERT_BENCH_SEVERITY  the events' severity (default error)
@@ -23,6 +25,7 @@ function init(args)
   accepted = 0
   fixed = os.getenv("ALERT_BENCH_KEY")
   severity = os.getenv("ALERT_BENCH_SEVERITY") or "error"
+  format = os.getenv("ALERT_BENCH_FORMAT") or "pagerduty"
   limit = tonumber(os.getenv("ALERT_BENCH_LIMIT") or "0")
   local out = os.getenv("ALERT_BENCH_OUT")
   if out and out ~= "" then
@@ -35,6 +38,19 @@ end
 function request()
   sent = sent + 1
   local key = fixed or (prefix .. sent)
+  if format == "alertmanager" then
+    -- One group, each notification bringing one new alert (its fingerprint the key).
+    local body = string.format(
+      '{"version": "4", "groupKey": "{}:{alertname=\\"BenchAlert\\"}", "status": "firing", '
+        .. '"receiver": "firebreak", "groupLabels": {"alertname": "BenchAlert"}, '
+        .. '"alerts": [{"status": "firing", "labels": {"alertname": "BenchAlert", '
+        .. '"instance": "%s", "severity": "%s"}, "annotations": {"summary": "[bench] %s"}, '
+        .. '"startsAt": "2026-11-22T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z", '
+        .. '"generatorURL": "http://prometheus.bench/graph", "fingerprint": "%s"}]}',
+      key, severity, key, key
+    )
+    return wrk.format("POST", nil, headers, body)
+  end
   local body = string.format(
     '{"event_action": "trigger", "dedup_key": "%s", "payload": '
       .. '{"summary": "[bench] %s", "source": "bench", "severity": "%s"}}',

@@ -11,6 +11,8 @@ a good part of a core from the server it measures:
   bare INSERT     POST /bench/bare-insert/           the body into a one-column table
   ingestion       POST /integrations/<token>/pagerduty  a new dedup_key each time, severity
                   error: stored, deduplicated, grouped into one incident on the service
+  alertmanager    POST /integrations/<token>/alertmanager  notifications of one group, each
+                  with one new alert (critical): grouped into one incident
   dedup storm     the same dedup_key --storm times, severity critical
 
 After the runs it checks what a user would: every accepted new alert is stored (with wrk,
@@ -182,7 +184,11 @@ def main() -> int:
     storm_service = Service.objects.create(
         name=f"Bench storm {run}", slug=f"bench-st-{run}", team=team
     )
+    am_service = Service.objects.create(
+        name=f"Bench alertmanager {run}", slug=f"bench-am-{run}", team=team
+    )
     _, ingest_token = integration_create(service=ingest_service, kind="pagerduty")
+    _, am_token = integration_create(service=am_service, kind="alertmanager")
     _, storm_token = integration_create(service=storm_service, kind="pagerduty")
 
     def event(key: str, severity: str) -> bytes:
@@ -191,6 +197,28 @@ def main() -> int:
                 "event_action": "trigger",
                 "dedup_key": key,
                 "payload": {"summary": f"[bench] {key}", "source": "bench", "severity": severity},
+            }
+        ).encode()
+
+    def am_notification(key: str) -> bytes:
+        """An Alertmanager webhook of one group bringing one new alert."""
+        return json.dumps(
+            {
+                "version": "4",
+                "groupKey": '{}:{alertname="BenchAlert"}',
+                "status": "firing",
+                "receiver": "firebreak",
+                "groupLabels": {"alertname": "BenchAlert"},
+                "alerts": [
+                    {
+                        "status": "firing",
+                        "labels": {"alertname": "BenchAlert", "instance": key},
+                        "annotations": {"summary": f"[bench] {key}"},
+                        "startsAt": "2026-11-22T00:00:00Z",
+                        "endsAt": "0001-01-01T00:00:00Z",
+                        "fingerprint": key,
+                    }
+                ],
             }
         ).encode()
 
@@ -215,6 +243,16 @@ def main() -> int:
                     "ALERT_BENCH_RUN": run,
                     "ALERT_BENCH_SEVERITY": args.ingest_severity,
                     "ALERT_BENCH_OUT": str(keys_dir),
+                },
+                **common,
+            )
+            alertmanager = _wrk(
+                server.port,
+                f"/integrations/{am_token}/alertmanager",
+                env={
+                    "ALERT_BENCH_RUN": run,
+                    "ALERT_BENCH_FORMAT": "alertmanager",
+                    "ALERT_BENCH_SEVERITY": "critical",
                 },
                 **common,
             )
@@ -249,6 +287,14 @@ def main() -> int:
                     **load,
                 )
             )
+            alertmanager = asyncio.run(
+                _load(
+                    server.port,
+                    f"/integrations/{am_token}/alertmanager",
+                    lambda: am_notification(uuid.uuid4().hex),
+                    **load,
+                )
+            )
             storm = asyncio.run(
                 _load(
                     server.port,
@@ -275,6 +321,8 @@ def main() -> int:
     else:
         accepted_stored = stored
         all_stored = stored == ingest["requests"]
+    am_stored = Alert.objects.filter(service=am_service).count()
+    am_incidents = Incident.objects.filter(services=am_service).count()
     storm_alerts = list(Alert.objects.filter(service=storm_service))
     storm_incidents = Incident.objects.filter(services=storm_service).count()
     result = {
@@ -283,6 +331,12 @@ def main() -> int:
         | {
             "alerts_stored": stored,
             "incidents": Incident.objects.filter(services=ingest_service).count(),
+        },
+        "alertmanager": alertmanager
+        | {
+            "alerts_stored": am_stored,
+            "incidents": am_incidents,
+            "vs_bare": round(alertmanager["rps"] / bare["rps"], 3) if bare["rps"] else None,
         },
         "storm": storm
         | {
@@ -305,13 +359,25 @@ def main() -> int:
         f"incidents {result['ingestion']['incidents']}"
     )
     print(
+        f"alertmanager    {alertmanager['rps']:8.1f} alerts/s p50 {alertmanager['p50_ms']} ms  "
+        f"p99 {alertmanager['p99_ms']} ms  = {result['alertmanager']['vs_bare']:.0%} of bare "
+        f"(one new alert a notification, one group); stored {am_stored} for "
+        f"{alertmanager['requests']} accepted, incidents {am_incidents}"
+    )
+    print(
         f"dedup storm     {storm['rps']:8.1f} events/s p99 {storm['p99_ms']} ms over "
         f"{storm['requests']} events: {len(storm_alerts)} alert(s), {storm_incidents} "
         f"incident(s), times_seen {result['storm']['times_seen']} (target >= 1000/s, 1 and 1)"
     )
     print(f"(client: {client})")
     print(f"written to {write_result('alert_ingest', result)}")
-    ok = all_stored and len(storm_alerts) == 1 and storm_incidents == 1
+    ok = (
+        all_stored
+        and am_stored >= alertmanager["requests"]  # a few more may have been in flight
+        and am_incidents == 1
+        and len(storm_alerts) == 1
+        and storm_incidents == 1
+    )
     return 0 if ok else 1
 
 

@@ -128,6 +128,20 @@ def main() -> int:
                 else "MISSED",
             )
         )
+        am = alerts.get("alertmanager")
+        if am:
+            rows.append(
+                (
+                    "  Alertmanager notifications",
+                    f"{am['rps']:.0f} alerts/s, p50 {am['p50_ms']:.0f} ms, "
+                    f"p99 {am['p99_ms']:.0f} ms",
+                    f"bare INSERT -> {am['vs_bare']:.0%}",
+                    ">= 200/s, p99 < 100 ms, >= 50%",
+                    "MET"
+                    if am["rps"] >= 200 and am["p99_ms"] < 100 and am["vs_bare"] >= 0.5
+                    else "MISSED",
+                )
+            )
         rows.append(
             (
                 "dedup storm: one key",

@@ -507,14 +507,10 @@ class Alert(models.Model):
                 condition=Q(acknowledged_by__isnull=False),
                 name="alert_acknowledged_by",
             ),
-            # Grouping by Alertmanager group: the integration's open alerts newest first, so a
-            # storm in one group never scans the resolved history. (Not on group_key itself:
-            # a long multibyte key could exceed what one B-tree entry may hold.)
-            models.Index(
-                fields=["integration", "-last_seen"],
-                condition=~Q(status="resolved"),
-                name="alert_open_integration_seen",
-            ),
+            # Grouping by Alertmanager group has its own index on PostgreSQL, made by
+            # migration 0015: (integration, md5(group_key), -last_seen) over open alerts with
+            # a group. On md5 because a long multibyte key could exceed what one B-tree entry
+            # may hold; SQLite (one user, embedded) does without.
         ]
 
     def __str__(self) -> str:

@@ -559,7 +559,7 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     if looks:
         lookups = []
         if event.group_key:
-            lookups.append((_JOIN_SAME_GROUP, [integration.pk, event.group_key, 0]))
+            lookups.append(_same_group_lookup(integration.pk, event.group_key, 0))
         since = ops.adapt_datetimefield_value(now - _window())
         lookups.append((_JOIN_WINDOW_DEFAULT, [integration.service_id, since, 0]))
         found = ", ".join(f"({q})" for q, _ in lookups)
@@ -636,7 +636,7 @@ def _settled_statement(integration: Integration, event: AlertEvent, now) -> tupl
     if paging:
         lookups = []
         if event.group_key:
-            lookups.append((_JOIN_SAME_GROUP, [integration.pk, event.group_key, 0]))
+            lookups.append(_same_group_lookup(integration.pk, event.group_key, 0))
         since = connection.ops.adapt_datetimefield_value(now - _window())
         lookups.append((_JOIN_WINDOW_DEFAULT, [service, since, 0]))
         join = "COALESCE(" + ", ".join(f"({q})" for q, _ in lookups) + ", NULL)"
@@ -1031,6 +1031,22 @@ def _join_sql(where: str, order: str = "a.last_seen DESC") -> str:
 _JOIN_SAME_GROUP = _join_sql(
     "a.integration_id = %s AND a.group_key = %s AND NOT (a.status = 'resolved')"
 )
+# On PostgreSQL by the (integration, md5(group_key), -last_seen) index of open grouped
+# alerts (migration 0015): newest first, stopping at the first in an open incident. By
+# (integration, -last_seen) alone the planner, its row counts stale in a storm, chose to
+# read and sort every open alert of the group's incident for each new one.
+_JOIN_SAME_GROUP_PG = _join_sql(
+    "a.integration_id = %s AND md5(a.group_key) = md5(%s::text) AND a.group_key = %s "
+    "AND NOT (a.status = 'resolved') AND a.group_key <> ''"
+)
+
+
+def _same_group_lookup(integration_id: int, group_key: str, exclude: int) -> tuple[str, list]:
+    if connection.vendor == "postgresql":
+        return _JOIN_SAME_GROUP_PG, [integration_id, group_key, group_key, exclude]
+    return _JOIN_SAME_GROUP, [integration_id, group_key, exclude]
+
+
 # Alerts in an incident routed by the same rule (or all by the default) within the
 # window; the partial (service, rule, -last_seen) index serves both shapes.
 _JOIN_WINDOW_DEFAULT = _join_sql(
@@ -1056,7 +1072,7 @@ def _join_lookups(alert: Alert, decision: RouteDecision) -> list[tuple[str, list
     if decision.grouping == RuleGrouping.NONE:
         return lookups
     if alert.group_key and decision.grouping in (RuleGrouping.GROUP_KEY, DEFAULT_GROUPING):
-        lookups.append((_JOIN_SAME_GROUP, [alert.integration_id, alert.group_key, alert.pk]))
+        lookups.append(_same_group_lookup(alert.integration_id, alert.group_key, alert.pk))
     if decision.grouping in (RuleGrouping.WINDOW, DEFAULT_GROUPING):
         since = connection.ops.adapt_datetimefield_value(alert.first_seen - decision.window)
         if decision.rule is None:

@@ -18,7 +18,7 @@ from incidents.alerting import selectors, services
 from incidents.alerting.parsers import parse_pagerduty
 from incidents.alerting.services import integration_create
 from incidents.models import Alert, AlertRule, Incident, MaintenanceWindow, TimelineEntry
-from tests.factories import make_service
+from tests.factories import make_incident, make_service, make_user
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the settled path is PostgreSQL's"
@@ -222,3 +222,47 @@ def test_a_flood_of_recorded_warnings_is_not_read_by_the_next_paging_alerts_look
     assert alert_scans and read <= 2, alert_scans
     assert send(token, "another", severity="error").status_code == 202
     assert Alert.objects.get(dedup_key="another").incident_id is not None
+
+
+@pytest.mark.django_db
+def test_a_storm_in_one_alertmanager_group_joins_its_incident_reading_one_alert():
+    """Each new alert of a group looks for the group's newest alert in an open incident:
+    with two thousand of them open, it reads one (not all of them, sorted, as it did when
+    the planner's row counts lagged behind a storm)."""
+    service = make_service("Search")
+    integration, _ = integration_create(service=service, kind="alertmanager")
+    group = '{}:{alertname="IndexLag"}'
+    incident = make_incident(declared_by=make_user("ada"), title="Index lag", services_=[service])
+    now = timezone.now()
+    Alert.objects.bulk_create(
+        Alert(
+            integration=integration,
+            service=service,
+            incident=incident,
+            dedup_key=f"fp-{n}",
+            group_key=group,
+            title="Index lag",
+            severity="critical",
+            first_seen=now,
+            last_seen=now - timedelta(seconds=n),
+        )
+        for n in range(2000)
+    )
+    sql, params = services._same_group_lookup(integration.pk, group, 0)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
+
+    def scans(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    read = sum(
+        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
+        for n in scans(plan)
+        if n.get("Relation Name") == "incidents_alert"
+    )
+    assert read <= 2, plan
+    assert services._first_value(sql, params) == incident.pk
