@@ -127,10 +127,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Alert intake's per-alert statement goes as a prepared statement (incidents/alerting/
 # prepared.py). 0 for a pooler in transaction mode that cannot follow them.
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
-if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # psycopg prepares nothing while this is None (Django's default). Django's own cursors
-    # bind on the client and never prepare; only prepared.py's cursor asks for it.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 
 # --- Cache and broker -----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -210,6 +206,11 @@ CELERY_BEAT_SCHEDULE = {
     "alert-maintenance-release": {
         "task": "incidents.alerting.routing_tasks.alerts_maintenance_release",
         "schedule": float(env_int("MAINTENANCE_RELEASE_SECONDS", 30)),
+    },
+    # Alert arrivals whose gathering was lost (a web process died mid-request).
+    "alert-arrivals-overdue": {
+        "task": "incidents.alerting.routing_tasks.alerts_arrivals_overdue",
+        "schedule": 30.0,
     },
     "alert-payload-retention": {
         "task": "incidents.alerting.tasks.alert_payloads_expire",

@@ -1,6 +1,6 @@
 """Every write to an incident.
 
-Each public function locks the incident row (SELECT ... FOR UPDATE), re-checks state
+Each public function locks the incident row (SELECT ... FOR NO KEY UPDATE), re-checks state
 against the locked row, changes it, and writes the timeline entry in the same transaction.
 Two commanders acting at once are therefore serialised: the second sees the first's
 change and either builds on it or is refused with a reason. Nothing else writes to
@@ -103,7 +103,7 @@ def timeline_record(
 ) -> TimelineEntry:
     """Write one entry and bump the incident's revision.
 
-    Call while holding SELECT FOR UPDATE on the incident (every service here does).
+    Call while holding the incident's row lock (_lock; every service here does).
     """
     at = at or _now()
     entry = TimelineEntry.objects.create(

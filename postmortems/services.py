@@ -1,8 +1,9 @@
 """Every write to postmortems and action items.
 
 Each public function takes keyword arguments, locks the rows it changes
-(SELECT ... FOR UPDATE; the incident first when the incident timeline is written, then the
-postmortem, so two writers never wait on each other in opposite orders), re-checks state on
+(SELECT ... FOR UPDATE, the incident FOR NO KEY UPDATE; the incident first when the
+incident timeline is written, then the postmortem, so two writers never wait on each
+other in opposite orders), re-checks state on
 the locked row and keeps the history in the same transaction: section revisions, the
 postmortem's events, the action item's events and, for what the incident's people care
 about (postmortem started and published, follow-ups), the incident timeline.

@@ -8,7 +8,13 @@ values bound by the server: planned on a connection's first use, then only execu
 
 Through Django's own cursor wrappers, so it is logged, counted by tests and wrapped like
 any other query. Off with DB_PREPARED_STATEMENTS=0, for a connection pooler in transaction
-mode that cannot follow prepared statements (PgBouncer before 1.21).
+mode that cannot follow prepared statements (PgBouncer before 1.21, or later ones without
+max_prepared_statements).
+
+psycopg prepares only while the connection's prepare_threshold is set, and while it is set
+it also keeps count of every other statement's text (the ORM's, values inlined) and drops
+its prepared statements on any ROLLBACK. So it is set only around these executions and is
+None (Django's default) the rest of the time.
 """
 
 from __future__ import annotations
@@ -58,6 +64,11 @@ def fetch_one(sql: str, params: list) -> tuple | None:
         wrapped = connection.make_debug_cursor(raw)
     else:
         wrapped = connection.make_cursor(raw)
-    with wrapped as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    pg = connection.connection
+    pg.prepare_threshold = 0
+    try:
+        with wrapped as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    finally:
+        pg.prepare_threshold = None

@@ -23,3 +23,11 @@ def alerts_maintenance_release() -> int:
     from incidents.alerting import services
 
     return services.alerts_release_from_maintenance()
+
+
+@shared_task
+def alerts_arrivals_overdue() -> int:
+    """Safety net for arrival entries whose gathering was lost. Run by beat; idempotent."""
+    from incidents.alerting import services
+
+    return services.alerts_arrivals_overdue()

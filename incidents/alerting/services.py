@@ -748,19 +748,36 @@ def _announce_arrival(alert: Alert) -> None:
     )
     if not first_of_burst:
         return
-    batch = _TimelineBatch()
-    batch.fired[alert.incident_id].append((alert, False))
-    batch.gather_after.add(alert.incident_id)
+    # The row is committed and visible: a gathering still running from the last burst may
+    # have named it already. So it is written only if it is still pending when taken here
+    # (with whatever else is), never added as this request's own.
     try:
-        with transaction.atomic():
-            batch.flush()
+        alert_arrivals_note(incident_id=alert.incident_id)
     except DatabaseError:
         # The alert is stored and on its incident: a 5xx now would only make the sender
-        # retry what is already here (a repeat). Its arrival stays pending, and the
-        # gathering task writes it.
+        # retry what is already here (a repeat). Its arrival stays pending for the
+        # gathering task below (or the sweep) to write.
         log.exception("Could not write alert %s's arrival now; gathering it", alert.pk)
-        with contextlib.suppress(Exception):
-            _schedule_gathering(alert.incident_id)
+    transaction.on_commit(partial(_schedule_gathering, alert.incident_id), robust=True)
+
+
+# Older than this and still pending, an arrival's gathering was lost (its process died
+# between storing the alert and announcing it, or the broker was down).
+ARRIVAL_OVERDUE_SECONDS = 3 * ARRIVAL_GATHER_SECONDS
+
+
+def alerts_arrivals_overdue(*, now=None) -> int:
+    """Write arrivals whose gathering never came, for open incidents; how many.
+    Idempotent (alert_arrivals_note claims each arrival once). Run by beat."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=ARRIVAL_OVERDUE_SECONDS)
+    overdue = (
+        Alert.objects.filter(
+            incident__status__in=OPEN_STATUSES, arrival_pending=True, first_seen__lt=cutoff
+        )
+        .values_list("incident_id", flat=True)
+        .distinct()
+    )
+    return sum(alert_arrivals_note(incident_id=incident_id) for incident_id in list(overdue))
 
 
 def _ingest_one(integration: Integration, event: AlertEvent, batch: _TimelineBatch):

@@ -266,3 +266,62 @@ def test_a_storm_in_one_alertmanager_group_joins_its_incident_reading_one_alert(
     )
     assert read <= 2, plan
     assert services._first_value(sql, params) == incident.pk
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_arrival_a_running_gathering_took_is_not_written_twice():
+    """A settled alert is committed before its request announces it: a gathering running
+    in between names it, and the request (first of a new burst) must not name it again."""
+    import redis
+    from django.conf import settings
+
+    service = make_service("Checkout")
+    _, token = integration_create(service=service, kind="pagerduty")
+    send(token, "first")  # opens
+    send(token, "second")  # first of its burst: claims the burst for 5 s
+    incident = Incident.objects.get()
+    assert send(token, "third", summary="Third").status_code == 202  # pending
+    # The last burst's gathering runs now (its task) and takes "third"...
+    assert services.alert_arrivals_note(incident_id=incident.pk) == 1
+    # ...and the burst's claim runs out: "third" is announced again as first of a new one.
+    redis.Redis.from_url(settings.REDIS_URL).delete(f"alert-arrivals:{incident.pk}")
+    services._announce_arrival(Alert.objects.get(dedup_key="third"))
+    bodies = [e.body for e in fired_entries(incident)]
+    assert sum("Third" in body for body in bodies) == 1, bodies
+
+
+@pytest.mark.django_db
+def test_an_arrival_whose_gathering_was_lost_is_written_by_the_sweep():
+    service = make_service("Checkout")
+    _, token = integration_create(service=service, kind="pagerduty")
+    send(token, "first")
+    incident = Incident.objects.get()
+    integration = incident.alerts.get().integration
+    fresh = Alert.objects.create(  # its own gathering is still to come
+        integration=integration,
+        service=service,
+        incident=incident,
+        dedup_key="fresh",
+        title="Disk full on db-3",
+        severity="critical",
+        first_seen=timezone.now(),
+        last_seen=timezone.now(),
+        arrival_pending=True,
+    )
+    assert services.alerts_arrivals_overdue() == 0  # nothing overdue: left alone
+    stranded = Alert.objects.create(
+        integration=integration,
+        service=service,
+        incident=incident,
+        dedup_key="stranded",
+        title="Disk full on db-2",
+        severity="critical",
+        first_seen=timezone.now() - timedelta(minutes=1),
+        last_seen=timezone.now() - timedelta(minutes=1),
+        arrival_pending=True,
+    )
+    assert services.alerts_arrivals_overdue() == 2  # with the fresh one: one entry
+    assert services.alerts_arrivals_overdue() == 0
+    entry = fired_entries(incident)[-1]
+    assert set(entry.data["alerts"]) == {stranded.pk, fresh.pk}
+    assert not Alert.objects.filter(arrival_pending=True).exists()
