@@ -232,6 +232,11 @@ class IngestResult:
 ARRIVAL_GATHER_SECONDS = 5
 
 
+def arrivals_claim_key(incident_id: int) -> str:
+    """Who is first in this incident's burst of arrivals: held ARRIVAL_GATHER_SECONDS."""
+    return f"firebreak:alert-arrivals:{incident_id}"
+
+
 class _TimelineBatch:
     """Timeline entries a request owes its incidents, written once per incident at the end.
 
@@ -742,7 +747,7 @@ def _announce_arrival(alert: Alert) -> None:
             selectors.alerts_revision_forget()
         return
     first_of_burst = claim_once(
-        key=f"alert-arrivals:{alert.incident_id}",
+        key=arrivals_claim_key(alert.incident_id),
         seconds=ARRIVAL_GATHER_SECONDS,
         also_delete=revision_key,
     )
@@ -1003,7 +1008,7 @@ def _route(
     # The first alert to join in a burst is written now and schedules one entry for the
     # rest; the rest only set their flag (no incident lock, no timeline write each).
     first_of_burst = opened or claim_once(
-        key=f"alert-arrivals:{incident_id}", seconds=ARRIVAL_GATHER_SECONDS
+        key=arrivals_claim_key(incident_id), seconds=ARRIVAL_GATHER_SECONDS
     )
     alert.arrival_pending = not first_of_burst
     if not attached:

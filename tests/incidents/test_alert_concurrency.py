@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from incidents.alerting import services
 from incidents.alerting.services import integration_create
 from incidents.models import Alert, Incident
 from tests.factories import make_service
@@ -109,3 +110,10 @@ def test_a_storm_of_new_alerts_on_a_quiet_service_opens_one_incident_and_loses_n
     assert Alert.objects.count() == 3 * SENDERS
     incident = Incident.objects.get()
     assert Alert.objects.filter(incident=incident).count() == 3 * SENDERS
+    # Every arrival is named on the timeline exactly once (what is still gathering, once
+    # its task has run).
+    services.alert_arrivals_note(incident_id=incident.pk)
+    named = [
+        pk for entry in incident.timeline.filter(data__event="fired") for pk in entry.data["alerts"]
+    ]
+    assert sorted(named) == sorted(Alert.objects.values_list("pk", flat=True))

@@ -63,7 +63,11 @@ def fired_entries(incident):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_burst_joining_an_open_incident_is_one_statement_each_and_one_entry_for_the_rest():
+def test_a_burst_joining_an_open_incident_is_one_statement_each_and_one_entry_for_the_rest(
+    monkeypatch,
+):
+    # One burst however slowly this machine sends the four alerts.
+    monkeypatch.setattr(services, "ARRIVAL_GATHER_SECONDS", 60)
     service = make_service("Checkout")
     _, token = integration_create(service=service, kind="pagerduty")
     assert send(token, "first", summary="Checkout 500s").status_code == 202  # opens
@@ -284,7 +288,7 @@ def test_an_arrival_a_running_gathering_took_is_not_written_twice():
     # The last burst's gathering runs now (its task) and takes "third"...
     assert services.alert_arrivals_note(incident_id=incident.pk) == 1
     # ...and the burst's claim runs out: "third" is announced again as first of a new one.
-    redis.Redis.from_url(settings.REDIS_URL).delete(f"alert-arrivals:{incident.pk}")
+    redis.Redis.from_url(settings.REDIS_URL).delete(services.arrivals_claim_key(incident.pk))
     services._announce_arrival(Alert.objects.get(dedup_key="third"))
     bodies = [e.body for e in fired_entries(incident)]
     assert sum("Third" in body for body in bodies) == 1, bodies

@@ -211,9 +211,9 @@ def _end_burst(incident_id):
     from django.conf import settings as django_settings
     from django.core.cache import cache
 
-    from incidents.alerting import ratelimit
+    from incidents.alerting import ratelimit, services
 
-    key = f"alert-arrivals:{incident_id}"
+    key = services.arrivals_claim_key(incident_id)
     if django_settings.REDIS_URL:
         ratelimit._script().registered_client.delete(key)
     else:
