@@ -87,7 +87,7 @@ def _receive(request: HttpRequest, token: str, kind: str) -> JsonResponse:
             events = parsers.parse_generic(body, integration.field_mapping)
     except parsers.InvalidEvent as error:
         return _invalid(error)
-    results = alerts_ingest(integration=integration, events=events)
+    results = alerts_ingest(integration=integration, events=events, revision_marked=verdict.marked)
     if kind == IntegrationKind.ALERTMANAGER:
         return JsonResponse({"status": "success", "alerts": len(results)})
     return JsonResponse(
@@ -126,7 +126,9 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
         return _not_found()
     if not verdict.allowed:
         return _limited(IntegrationKind.PAGERDUTY, verdict)
-    result = alerts_ingest(integration=integration, events=[event])[0]
+    result = alerts_ingest(integration=integration, events=[event], revision_marked=verdict.marked)[
+        0
+    ]
     return JsonResponse(
         {"status": "success", "message": "Event processed", "dedup_key": result.dedup_key},
         status=202,

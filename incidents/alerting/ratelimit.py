@@ -30,12 +30,22 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
+# An intake request may be about to store an alert: the alerts page's live refresh must
+# not trust a revision computed from now until shortly after (selectors.alerts_revision).
+# Marked in the rate check's own round trip, with Redis's clock, so storing the alert
+# needs no second one to drop the revision.
+_MARK_DIRTY = """
+local t = redis.call('TIME')
+redis.call('SET', KEYS[#KEYS], t[1] * 1000 + math.floor(t[2] / 1000), 'EX', 60)
+"""
 
 
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
     retry_after: int = 0  # seconds until the window turns over
+    # The alerts page was told, in this round trip, that alerts may be about to change.
+    marked: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -48,20 +58,36 @@ def _script():
     return client.register_script(_INCREMENT)
 
 
+@lru_cache(maxsize=4)
+def _marking_script(client):
+    return client.register_script(_MARK_DIRTY + _INCREMENT)
+
+
+def _dirty_key() -> str | None:
+    from incidents.alerting.selectors import alerts_dirty_redis_key
+
+    return alerts_dirty_redis_key()
+
+
 def redis_client():
     """The process's pooled client for REDIS_URL (short timeouts: callers fail open)."""
     return _script().registered_client
 
 
-def _count(key: str) -> int:
+def _count(key: str) -> tuple[int, bool]:
+    """The window's count after this request, and whether the alerts page was marked."""
     if getattr(settings, "REDIS_URL", ""):
-        return int(_script()(keys=[key], args=[WINDOW_SECONDS * 2]))
+        dirty = _dirty_key()
+        if dirty:
+            client = _script().registered_client
+            return int(_marking_script(client)(keys=[key, dirty], args=[WINDOW_SECONDS * 2])), True
+        return int(_script()(keys=[key], args=[WINDOW_SECONDS * 2])), False
     cache.add(key, 0, WINDOW_SECONDS * 2)
     try:
-        return cache.incr(key)
+        return cache.incr(key), False
     except ValueError:  # evicted between add and incr
         cache.set(key, 1, WINDOW_SECONDS * 2)
-        return 1
+        return 1, False
 
 
 def integration_rate_check(*, integration_id: int, now: float | None = None) -> Verdict:
@@ -75,17 +101,19 @@ def integration_rate_check(*, integration_id: int, now: float | None = None) -> 
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
     try:
-        count = _count(f"{KEY_PREFIX}:{integration_id}:{window}")
+        count, marked = _count(f"{KEY_PREFIX}:{integration_id}:{window}")
     except Exception:  # the store is down or misconfigured: fail open, say so in the log
         logger.warning("Alert rate limit unavailable; letting the request through", exc_info=True)
         return Verdict(True)
     if count <= limit:
-        return Verdict(True)
-    return Verdict(False, retry_after=max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))
+        return Verdict(True, marked=marked)
+    retry = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+    return Verdict(False, retry_after=retry, marked=marked)
 
 
 _INCREMENT_READING = (
-    _INCREMENT.replace("return n\n", "")
+    _MARK_DIRTY
+    + _INCREMENT.replace("return n\n", "")
     + """local g = redis.call('GET', KEYS[2])
 if not g then
   g = ARGV[2]
@@ -97,9 +125,12 @@ return {n, g}
 GENERATION_KEY = "firebreak:integrations-generation"
 
 
-@lru_cache(maxsize=4)
-def _reading_script(client):
-    return client.register_script(_INCREMENT_READING)
+_INCREMENT_READING_UNMARKED = _INCREMENT_READING.replace(_MARK_DIRTY, "", 1)
+
+
+@lru_cache(maxsize=8)
+def _reading_script(client, marking: bool):
+    return client.register_script(_INCREMENT_READING if marking else _INCREMENT_READING_UNMARKED)
 
 
 def integrations_cacheable() -> bool:
@@ -116,9 +147,11 @@ def integration_rate_check_reading(
     limit = settings.ALERT_RATE_LIMIT_PER_MINUTE
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
+    dirty = _dirty_key()
+    keys = [f"{KEY_PREFIX}:{integration_id}:{window}", GENERATION_KEY] + ([dirty] if dirty else [])
     try:
-        count, generation = _reading_script(redis_client())(
-            keys=[f"{KEY_PREFIX}:{integration_id}:{window}", GENERATION_KEY],
+        count, generation = _reading_script(redis_client(), bool(dirty))(
+            keys=keys,
             # a missing generation (Redis flushed) starts as a new random one
             args=[WINDOW_SECONDS * 2, secrets.token_hex(8)],
         )
@@ -126,10 +159,11 @@ def integration_rate_check_reading(
         logger.warning("Alert rate limit unavailable; letting the request through", exc_info=True)
         return Verdict(True), None
     generation = generation.decode() if isinstance(generation, bytes) else str(generation)
+    marked = bool(dirty)
     if int(count) <= limit:
-        return Verdict(True), generation
+        return Verdict(True, marked=marked), generation
     retry = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
-    return Verdict(False, retry_after=retry), generation
+    return Verdict(False, retry_after=retry, marked=marked), generation
 
 
 def integrations_generation() -> str | None:
@@ -167,32 +201,39 @@ def integration_rate_count(*, integration_id: int, now: float | None = None) -> 
     return int(value or 0)
 
 
-_CLAIM_DELETING = """
-redis.call('DEL', KEYS[2])
-if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then return 1 end
-return 0
+_CLAIM_BURST = """
+if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return {1, tonumber(ARGV[1])} end
+return {0, redis.call('PTTL', KEYS[1])}
 """
 
 
 @lru_cache(maxsize=4)
-def _claim_deleting_script(client):
-    return client.register_script(_CLAIM_DELETING)
+def _claim_burst_script(client):
+    return client.register_script(_CLAIM_BURST)
 
 
-def claim_once(*, key: str, seconds: int, also_delete: str | None = None) -> bool:
-    """True for the first caller with this key in `seconds`, across every web process
-    (SET NX EX in Redis; cache.add without Redis). Also True when the store is down: the
-    caller then does its work every time, as it would with no gate at all.
-
-    `also_delete`: a key of this Redis to delete in the same round trip (with Redis only).
-    """
+def claim_burst(*, key: str, seconds: int) -> tuple[bool, float]:
+    """claim_once, and for how many more seconds the claim (this one or the one already
+    held) lasts: 0 when unknown (no Redis, or the store is down: then True, as
+    claim_once)."""
     try:
         if getattr(settings, "REDIS_URL", ""):
-            client = _script().registered_client
-            if also_delete:
-                script = _claim_deleting_script(client)
-                return bool(script(keys=[key, also_delete], args=[seconds]))
-            return bool(client.set(key, 1, nx=True, ex=seconds))
+            script = _claim_burst_script(_script().registered_client)
+            claimed, left_ms = script(keys=[key], args=[int(seconds * 1000)])
+            return bool(claimed), max(0, int(left_ms)) / 1000
+        return cache.add(key, 1, seconds), 0.0
+    except Exception:
+        logger.warning("Claim store unavailable; not gathering", exc_info=True)
+        return True, 0.0
+
+
+def claim_once(*, key: str, seconds: int) -> bool:
+    """True for the first caller with this key in `seconds`, across every web process
+    (SET NX EX in Redis; cache.add without Redis). Also True when the store is down: the
+    caller then does its work every time, as it would with no gate at all."""
+    try:
+        if getattr(settings, "REDIS_URL", ""):
+            return bool(_script().registered_client.set(key, 1, nx=True, ex=seconds))
         return cache.add(key, 1, seconds)
     except Exception:
         logger.warning("Claim store unavailable; not gathering", exc_info=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -188,15 +189,47 @@ ALERTS_GENERATION_KEY = "alerts-generation"
 ALERTS_REVISION_TTL = 5
 
 
+# An intake request marks the alerts page dirty (with Redis's clock) before it stores an
+# alert, and drops nothing afterwards: a revision computed less than this long after the
+# newest mark is not trusted, so the alert shows on the next poll once it is committed.
+# (A request that takes longer than this between its rate check and its INSERT shows
+# within ALERTS_REVISION_TTL instead.)
+ALERTS_DIRTY_GRACE_MS = 2000
+ALERTS_DIRTY_KEY = "alerts-dirty"
+_READ_REVISION = """
+local t = redis.call('TIME')
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]),
+        t[1] * 1000 + math.floor(t[2] / 1000)}
+"""
+
+
+def _alerts_revision_from_database(generation) -> str:
+    parts = [str(Alert.objects.order_by("-pk").values_list("pk", flat=True).first() or 0)]
+    for status in AlertStatus.values:
+        last = (
+            Alert.objects.filter(status=status)
+            .order_by("-last_seen")
+            .values_list("last_seen", flat=True)
+            .first()
+        )
+        parts.append(str(int(last.timestamp() * 1000)) if last else "0")
+    parts.append(str(generation))
+    return ".".join(parts)
+
+
 def alerts_revision() -> str:
     """A token that changes whenever an alert is created or changes.
 
     Read from the cache so that a room full of open alerts pages costs nothing while
-    nothing happens. Saved alerts drop the key (below); repeats of an open alert are
-    counted with a bare UPDATE that sends no signal, so the key also expires after a few
-    seconds and is rebuilt from three index lookups (newest id; newest last_seen per
-    status through the (status, -last_seen) index) and the generation counter.
+    nothing happens. Saved alerts drop the key (below), alert intake marks it dirty;
+    repeats of an open alert are counted with a bare UPDATE that sends no signal, so the
+    key also expires after a few seconds and is rebuilt from three index lookups (newest
+    id; newest last_seen per status through the (status, -last_seen) index) and the
+    generation counter.
     """
+    store = _revision_store()
+    if store is not None:
+        return _alerts_revision_in_redis(store)
     try:
         revision = cache.get(ALERTS_REVISION_KEY)
         generation = cache.get(ALERTS_GENERATION_KEY, 0) if revision is None else 0
@@ -204,21 +237,43 @@ def alerts_revision() -> str:
         log.warning("Alerts revision cache unavailable: %s", exc)
         revision, generation = None, 0
     if revision is None:
-        parts = [str(Alert.objects.order_by("-pk").values_list("pk", flat=True).first() or 0)]
-        for status in AlertStatus.values:
-            last = (
-                Alert.objects.filter(status=status)
-                .order_by("-last_seen")
-                .values_list("last_seen", flat=True)
-                .first()
-            )
-            parts.append(str(int(last.timestamp() * 1000)) if last else "0")
-        parts.append(str(generation))
-        revision = ".".join(parts)
+        revision = _alerts_revision_from_database(generation)
         try:
             cache.set(ALERTS_REVISION_KEY, revision, ALERTS_REVISION_TTL)
         except Exception as exc:
             log.warning("Alerts revision cache unavailable: %s", exc)
+    return revision
+
+
+@lru_cache(maxsize=4)
+def _read_revision_script(client):
+    return client.register_script(_READ_REVISION)
+
+
+def _alerts_revision_in_redis(store) -> str:
+    """The revision kept as "<computed at, ms>|<revision>", trusted only when computed
+    ALERTS_DIRTY_GRACE_MS after intake's newest mark (Redis's clock for both)."""
+    key = cache.make_and_validate_key(ALERTS_REVISION_KEY)
+    try:
+        kept, dirty, now_ms = _read_revision_script(store)(
+            keys=[key, cache.make_and_validate_key(ALERTS_DIRTY_KEY)]
+        )
+    except Exception as exc:  # the cache is an optimisation
+        log.warning("Alerts revision cache unavailable: %s", exc)
+        return _alerts_revision_from_database(0)
+    if kept is not None:
+        computed_ms, _, revision = kept.decode().partition("|")
+        if dirty is None or int(computed_ms) > int(dirty) + ALERTS_DIRTY_GRACE_MS:
+            return revision
+    try:
+        generation = cache.get(ALERTS_GENERATION_KEY, 0)
+    except Exception:
+        generation = 0
+    revision = _alerts_revision_from_database(generation)
+    try:  # stamped with the time read before the rows: a change in between shows next poll
+        store.set(key, f"{now_ms}|{revision}", ex=ALERTS_REVISION_TTL)
+    except Exception as exc:
+        log.warning("Alerts revision cache unavailable: %s", exc)
     return revision
 
 
@@ -240,13 +295,13 @@ def alerts_revision_forget(*, changed_unseen: bool = False) -> None:
         log.warning("Could not drop the cached alerts revision: %s", exc)
 
 
-def alerts_revision_redis_key() -> str | None:
-    """The cached revision's key in the Redis that ratelimit.redis_client() talks to, for
-    a caller that deletes it in a round trip of its own; None when the cache is elsewhere
-    (then use alerts_revision_forget)."""
+def alerts_dirty_redis_key() -> str | None:
+    """The key alert intake marks (in ratelimit.redis_client()'s Redis) before storing an
+    alert; None when the alerts page's revision is kept elsewhere (then intake drops it
+    with alerts_revision_forget)."""
     if _revision_store() is None:
         return None
-    return cache.make_and_validate_key(ALERTS_REVISION_KEY)
+    return cache.make_and_validate_key(ALERTS_DIRTY_KEY)
 
 
 def _revision_store():

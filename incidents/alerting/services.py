@@ -25,7 +25,7 @@ from incidents.alerting.matchers import AlertFacts, all_hold
 from incidents.alerting.parsers import ACKNOWLEDGE, RESOLVE, TRIGGER, AlertEvent
 from incidents.alerting.ratelimit import (
     Verdict,
-    claim_once,
+    claim_burst,
     integration_rate_check,
     integration_rate_check_reading,
     integrations_cacheable,
@@ -237,6 +237,27 @@ def arrivals_claim_key(incident_id: int) -> str:
     return f"firebreak:alert-arrivals:{incident_id}"
 
 
+# Incident id -> until when (time.monotonic()) this process knows its burst of arrivals
+# is claimed, by itself or by another process (Redis said for how long): arrivals until
+# then are pending, and the claimer's gathering, due a second after the claim ends, takes
+# them. Saves the claim's round trip for all but the first arrival a process sees in
+# each burst. Ends BURST_MARGIN early, so an arrival is committed before that gathering.
+_BURST_HELD: dict[int, float] = {}
+BURST_MARGIN = 0.5
+
+
+def _first_of_burst(incident_id: int) -> bool:
+    held = _BURST_HELD.get(incident_id)
+    if held is not None and time.monotonic() < held:
+        return False
+    first, left = claim_burst(key=arrivals_claim_key(incident_id), seconds=ARRIVAL_GATHER_SECONDS)
+    if left > BURST_MARGIN:
+        if len(_BURST_HELD) >= 256:
+            _BURST_HELD.clear()
+        _BURST_HELD[incident_id] = time.monotonic() + left - BURST_MARGIN
+    return first
+
+
 class _TimelineBatch:
     """Timeline entries a request owes its incidents, written once per incident at the end.
 
@@ -389,7 +410,9 @@ def _record_resolved(incident: Incident, alerts: list[Alert], *, actor) -> None:
 # --- Intake ------------------------------------------------------------------------------
 
 
-def alerts_ingest(*, integration: Integration, events: list[AlertEvent]) -> list[IngestResult]:
+def alerts_ingest(
+    *, integration: Integration, events: list[AlertEvent], revision_marked: bool = False
+) -> list[IngestResult]:
     """Apply a request's events in one transaction: all of them or none.
 
     Locks, cheapest first: a repeat of an open alert is one conditional UPDATE and takes no
@@ -402,7 +425,7 @@ def alerts_ingest(*, integration: Integration, events: list[AlertEvent]) -> list
         # its own (BEGIN and COMMIT were two of its four round trips).
         if _repeating(integration, event) and _count_repeat(integration, event, timezone.now()):
             return [IngestResult(None, False, event.dedup_key)]
-        settled = _ingest_settled(integration, event)
+        settled = _ingest_settled(integration, event, revision_marked=revision_marked)
         if settled is not None:
             _remember_trigger(integration, event)
             return [settled]
@@ -687,7 +710,9 @@ def _settled_statement(integration: Integration, event: AlertEvent, now) -> tupl
     return sql, params
 
 
-def _ingest_settled(integration: Integration, event: AlertEvent) -> IngestResult | None:
+def _ingest_settled(
+    integration: Integration, event: AlertEvent, *, revision_marked: bool = False
+) -> IngestResult | None:
     """A trigger stored by one statement with no transaction around it, when that
     statement settles it (see _settled_statement): the common new alert and the first
     repeat a process sees. None, with nothing written, when it must be routed under a
@@ -725,33 +750,23 @@ def _ingest_settled(integration: Integration, event: AlertEvent) -> IngestResult
     )
     alert._state.adding = False
     alert._state.db = connection.alias
-    _announce_arrival(alert)
+    _announce_arrival(alert, revision_marked=revision_marked)
     return IngestResult(alert, True, event.dedup_key)
 
 
-def _announce_arrival(alert: Alert) -> None:
+def _announce_arrival(alert: Alert, *, revision_marked: bool = False) -> None:
     """After a settled INSERT: refresh the alerts page and, if the alert joined an
     incident first in its burst, write it on the timeline now (the rest of the burst is
-    gathered into one entry a few seconds on). The claim and the alerts page's refresh
-    share one Redis round trip when the page's revision lives in that Redis.
+    gathered into one entry a few seconds on).
 
-    The row was written by SQL, not save(): post_save's one listener (the alerts page's
-    refresh) is called here instead, and a new listener must be called here too.
+    `revision_marked`: the request's rate check already told the alerts page (see
+    selectors.alerts_revision), so nothing is dropped here. The row was written by SQL,
+    not save(): post_save's one listener (that refresh) is otherwise called here, and a
+    new listener must be called here too.
     """
-    immediate = not connection.in_atomic_block  # the INSERT is committed already
-    revision_key = selectors.alerts_revision_redis_key() if immediate else None
-    if revision_key is None:
+    if not revision_marked or connection.in_atomic_block:
         transaction.on_commit(selectors.alerts_revision_forget)
-    if alert.incident_id is None:
-        if revision_key is not None:
-            selectors.alerts_revision_forget()
-        return
-    first_of_burst = claim_once(
-        key=arrivals_claim_key(alert.incident_id),
-        seconds=ARRIVAL_GATHER_SECONDS,
-        also_delete=revision_key,
-    )
-    if not first_of_burst:
+    if alert.incident_id is None or not _first_of_burst(alert.incident_id):
         return
     # The row is committed and visible: a gathering still running from the last burst may
     # have named it already. So it is written only if it is still pending when taken here
@@ -1007,9 +1022,7 @@ def _route(
     alert.incident_id = incident_id
     # The first alert to join in a burst is written now and schedules one entry for the
     # rest; the rest only set their flag (no incident lock, no timeline write each).
-    first_of_burst = opened or claim_once(
-        key=arrivals_claim_key(incident_id), seconds=ARRIVAL_GATHER_SECONDS
-    )
+    first_of_burst = opened or _first_of_burst(incident_id)
     alert.arrival_pending = not first_of_burst
     if not attached:
         Alert.objects.filter(pk=alert.pk).update(

@@ -289,6 +289,7 @@ def test_an_arrival_a_running_gathering_took_is_not_written_twice():
     assert services.alert_arrivals_note(incident_id=incident.pk) == 1
     # ...and the burst's claim runs out: "third" is announced again as first of a new one.
     redis.Redis.from_url(settings.REDIS_URL).delete(services.arrivals_claim_key(incident.pk))
+    services._BURST_HELD.clear()
     services._announce_arrival(Alert.objects.get(dedup_key="third"))
     bodies = [e.body for e in fired_entries(incident)]
     assert sum("Third" in body for body in bodies) == 1, bodies
@@ -329,3 +330,25 @@ def test_an_arrival_whose_gathering_was_lost_is_written_by_the_sweep():
     entry = fired_entries(incident)[-1]
     assert set(entry.data["alerts"]) == {stranded.pk, fresh.pk}
     assert not Alert.objects.filter(arrival_pending=True).exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_poll_between_the_rate_check_and_the_insert_does_not_hide_the_alert():
+    """Intake marks the alerts page dirty in its rate check and drops nothing after the
+    INSERT: a revision computed in between (without the alert) must not be kept."""
+    from incidents.alerting.ratelimit import integration_rate_check, redis_client
+
+    service = make_service("Checkout")
+    integration, _ = integration_create(service=service, kind="pagerduty")
+    verdict = integration_rate_check(integration_id=integration.pk)  # the request's check
+    assert verdict.allowed and verdict.marked
+    before = selectors.alerts_revision()  # a poll lands here, before the INSERT
+    services._ingest_settled(integration, event("w", severity="warning"), revision_marked=True)
+    assert selectors.alerts_revision() != before
+
+    # Once the mark is old, an idle poll is answered from Redis with no query at all.
+    redis_client().set(selectors.alerts_dirty_redis_key(), 0)
+    selectors.alerts_revision()
+    with CaptureQueriesContext(connection) as queries:
+        selectors.alerts_revision()
+    assert len(queries.captured_queries) == 0

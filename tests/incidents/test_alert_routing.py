@@ -214,6 +214,7 @@ def _end_burst(incident_id):
     from incidents.alerting import ratelimit, services
 
     key = services.arrivals_claim_key(incident_id)
+    services._BURST_HELD.clear()
     if django_settings.REDIS_URL:
         ratelimit._script().registered_client.delete(key)
     else:
