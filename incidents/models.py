@@ -500,6 +500,13 @@ class Alert(models.Model):
                 condition=Q(incident__isnull=False),
                 name="alert_service_rule_incident",
             ),
+            # A burst's arrivals still to be written on the timeline: the gathering finds
+            # them without reading every alert of a long storm's incident.
+            models.Index(
+                fields=["incident"],
+                condition=Q(arrival_pending=True),
+                name="alert_arrival_pending",
+            ),
             # For deleting a rule or a user (SET NULL): most alerts have neither.
             models.Index(fields=["rule"], condition=Q(rule__isnull=False), name="alert_rule"),
             models.Index(
