@@ -125,7 +125,7 @@ def test_what_needs_deciding_writes_nothing_on_the_settled_path():
 
     # A quiet warning is settled: recorded, no incident.
     result = services._ingest_settled(integration, event("w", severity="warning"))
-    assert result.created and result.alert.incident_id is None
+    assert result.created and Alert.objects.get(pk=result.alert_id).incident_id is None
     assert Alert.objects.get().dedup_key == "w"
 
     # Maintenance now, or any rule on the service: decided under a transaction.
@@ -290,7 +290,8 @@ def test_an_arrival_a_running_gathering_took_is_not_written_twice():
     # ...and the burst's claim runs out: "third" is announced again as first of a new one.
     redis.Redis.from_url(settings.REDIS_URL).delete(services.arrivals_claim_key(incident.pk))
     services._BURST_HELD.clear()
-    services._announce_arrival(Alert.objects.get(dedup_key="third"))
+    third = Alert.objects.get(dedup_key="third")
+    services._announce_arrival(third.pk, third.incident_id)
     bodies = [e.body for e in fired_entries(incident)]
     assert sum("Third" in body for body in bodies) == 1, bodies
 
