@@ -217,7 +217,10 @@ def _fresh_cache(settings):
         cache.clear()
     from incidents.alerting import services as alerting
 
-    alerting._BURST_HELD.clear()  # what this process knows of those claims
+    # What alert intake keeps in this process: claims, token rows, recent triggers.
+    alerting._BURST_HELD.clear()
+    alerting._TOKEN_ROWS.clear()
+    alerting._RECENT_TRIGGERS.clear()
     yield
 
 

@@ -213,9 +213,10 @@ def _claim_burst_script(client):
 
 
 def claim_burst(*, key: str, seconds: int) -> tuple[bool, float]:
-    """claim_once, and for how many more seconds the claim (this one or the one already
-    held) lasts: 0 when unknown (no Redis, or the store is down: then True, as
-    claim_once)."""
+    """True for the first caller with this key in `seconds`, across every web process
+    (SET NX in Redis; cache.add without Redis), and for how many more seconds the claim
+    (this one or the one already held) lasts: 0 when unknown. Also True when the store is
+    down: the caller then does its work every time, as it would with no gate at all."""
     try:
         if getattr(settings, "REDIS_URL", ""):
             script = _claim_burst_script(_script().registered_client)
@@ -225,16 +226,3 @@ def claim_burst(*, key: str, seconds: int) -> tuple[bool, float]:
     except Exception:
         logger.warning("Claim store unavailable; not gathering", exc_info=True)
         return True, 0.0
-
-
-def claim_once(*, key: str, seconds: int) -> bool:
-    """True for the first caller with this key in `seconds`, across every web process
-    (SET NX EX in Redis; cache.add without Redis). Also True when the store is down: the
-    caller then does its work every time, as it would with no gate at all."""
-    try:
-        if getattr(settings, "REDIS_URL", ""):
-            return bool(_script().registered_client.set(key, 1, nx=True, ex=seconds))
-        return cache.add(key, 1, seconds)
-    except Exception:
-        logger.warning("Claim store unavailable; not gathering", exc_info=True)
-        return True

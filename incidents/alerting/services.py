@@ -551,6 +551,63 @@ _SEVERITY_RANK_SQL = (
 )
 
 
+# Both intake INSERTs (_upsert_trigger, _settled_statement) share these pieces.
+_IN_MAINTENANCE_SQL = (
+    f"EXISTS (SELECT 1 FROM {MaintenanceWindow._meta.db_table} w WHERE w.service_id = %s "
+    "AND w.cancelled_at IS NULL AND w.starts_at <= %s AND w.ends_at > %s)"
+)
+_HAS_RULES_SQL = f"EXISTS (SELECT 1 FROM {AlertRule._meta.db_table} r WHERE r.service_id = %s)"
+_INSERT_ALERT_SQL = (
+    f"INSERT INTO {Alert._meta.db_table} AS a (integration_id, service_id, dedup_key, "
+    "group_key, status, title, severity, source, labels, annotations, payload, first_seen, "
+    "last_seen, times_seen, in_maintenance, arrival_pending, incident_id) "
+)
+
+
+def _on_conflict_sql(event: AlertEvent, *, postgres: bool) -> str:
+    """A repeat of the open alert is counted, unless it raises the severity of an alert in
+    no incident (that one is routed by the caller)."""
+    sets = _repeat_sets(event, postgres=postgres, new="EXCLUDED")
+    return (
+        "ON CONFLICT (integration_id, dedup_key) WHERE NOT (status = 'resolved') "
+        f"DO UPDATE SET {', '.join(sets)} "
+        "WHERE a.incident_id IS NOT NULL OR "
+        f"{_SEVERITY_RANK_SQL.format(col='a.severity')} "
+        f"<= {_SEVERITY_RANK_SQL.format(col='EXCLUDED.severity')} "
+    )
+
+
+def _new_alert_values(integration: Integration, event: AlertEvent, when) -> list:
+    """The values of a new alert's row, integration_id through last_seen."""
+    return [
+        integration.pk,
+        integration.service_id,
+        event.dedup_key,
+        event.group_key,
+        str(AlertStatus.FIRING),
+        event.title,
+        event.severity,
+        event.source,
+        json.dumps(event.labels),
+        json.dumps(event.annotations),
+        json.dumps(event.payload),
+        when,
+        when,
+    ]
+
+
+def _incident_to_join_sql(integration: Integration, event: AlertEvent, now) -> tuple[str, list]:
+    """An expression for the open incident a new alert of this event joins by default
+    (same Alertmanager group, else the time window), and its parameters."""
+    lookups = []
+    if event.group_key:
+        lookups.append(_same_group_lookup(integration.pk, event.group_key, 0))
+    since = connection.ops.adapt_datetimefield_value(now - _window())
+    lookups.append((_JOIN_WINDOW_DEFAULT, [integration.service_id, since, 0]))
+    params = [p for _, lookup_params in lookups for p in lookup_params]
+    return "COALESCE(" + ", ".join(f"({q})" for q, _ in lookups) + ", NULL)", params
+
+
 def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upserted | None:
     """Insert a new alert or count a repeat of the open one, in one statement.
 
@@ -561,24 +618,19 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     On PostgreSQL a new alert's routing facts (maintenance now? any rules?) come back in
     the same round trip.
     """
-    table = Alert._meta.db_table
-    ops = connection.ops
     postgres = connection.vendor == "postgresql"
     as_json = "%s::jsonb" if postgres else "%s"
-    when = ops.adapt_datetimefield_value(now)
-    sets = _repeat_sets(event, postgres=postgres, new="EXCLUDED")
+    when = connection.ops.adapt_datetimefield_value(now)
+    service = integration.service_id
     returning = "id, times_seen"  # unqualified: SQLite's RETURNING refuses the alias
     extra: list = []
     if postgres:
         # Evaluated for new alerts only (times_seen = 1); repeats skip the subqueries.
         returning += (
-            ", CASE WHEN times_seen = 1 THEN EXISTS (SELECT 1 FROM "
-            f"{MaintenanceWindow._meta.db_table} w WHERE w.service_id = %s AND "
-            "w.cancelled_at IS NULL AND w.starts_at <= %s AND w.ends_at > %s) END"
-            ", CASE WHEN times_seen = 1 THEN EXISTS (SELECT 1 FROM "
-            f"{AlertRule._meta.db_table} r WHERE r.service_id = %s) END"
+            f", CASE WHEN times_seen = 1 THEN {_IN_MAINTENANCE_SQL} END"
+            f", CASE WHEN times_seen = 1 THEN {_HAS_RULES_SQL} END"
         )
-        extra = [integration.service_id, when, when, integration.service_id]
+        extra = [service, when, when, service]
     # The common new alert (PostgreSQL, a paging severity, a service with no rules and no
     # maintenance) is attached to the incident it joins by the INSERT itself, arrival
     # pending (flush() clears that if it is the first of its burst): no second statement,
@@ -586,22 +638,12 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     join_first: list = []
     looks = postgres and event.severity in PAGING_SEVERITIES
     if looks:
-        lookups = []
-        if event.group_key:
-            lookups.append(_same_group_lookup(integration.pk, event.group_key, 0))
-        since = ops.adapt_datetimefield_value(now - _window())
-        lookups.append((_JOIN_WINDOW_DEFAULT, [integration.service_id, since, 0]))
-        found = ", ".join(f"({q})" for q, _ in lookups)
+        found, found_params = _incident_to_join_sql(integration, event, now)
         with_join = (
-            "WITH j AS MATERIALIZED (SELECT CASE WHEN EXISTS (SELECT 1 FROM "
-            f"{MaintenanceWindow._meta.db_table} w WHERE w.service_id = %s AND "
-            "w.cancelled_at IS NULL AND w.starts_at <= %s AND w.ends_at > %s) OR EXISTS "
-            f"(SELECT 1 FROM {AlertRule._meta.db_table} r WHERE r.service_id = %s) "
-            f"THEN NULL ELSE COALESCE({found}, NULL) END AS join_id) "
+            f"WITH j AS MATERIALIZED (SELECT CASE WHEN {_IN_MAINTENANCE_SQL} OR "
+            f"{_HAS_RULES_SQL} THEN NULL ELSE {found} END AS join_id) "
         )
-        join_first = [integration.service_id, when, when, integration.service_id]
-        for _, lookup_params in lookups:
-            join_first.extend(lookup_params)
+        join_first = [service, when, when, service, *found_params]
         source = (
             f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
             "1, %s, j.join_id IS NOT NULL, j.join_id FROM j "
@@ -614,33 +656,12 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
             "1, %s, %s, NULL) "
         )
     sql = (
-        f"{with_join}"
-        f"INSERT INTO {table} AS a (integration_id, service_id, dedup_key, group_key, status, "
-        "title, severity, source, labels, annotations, payload, first_seen, last_seen, "
-        "times_seen, in_maintenance, arrival_pending, incident_id) "
-        f"{source}"
-        "ON CONFLICT (integration_id, dedup_key) WHERE NOT (status = 'resolved') "
-        f"DO UPDATE SET {', '.join(sets)} "
-        "WHERE a.incident_id IS NOT NULL OR "
-        f"{_SEVERITY_RANK_SQL.format(col='a.severity')} "
-        f"<= {_SEVERITY_RANK_SQL.format(col='EXCLUDED.severity')} "
-        f"RETURNING {returning}"
+        f"{with_join}{_INSERT_ALERT_SQL}{source}"
+        f"{_on_conflict_sql(event, postgres=postgres)}RETURNING {returning}"
     )
     params = [
         *join_first,
-        integration.pk,
-        integration.service_id,
-        event.dedup_key,
-        event.group_key,
-        AlertStatus.FIRING,
-        event.title,
-        event.severity,
-        event.source,
-        json.dumps(event.labels),
-        json.dumps(event.annotations),
-        json.dumps(event.payload),
-        when,
-        when,
+        *_new_alert_values(integration, event, when),
         False,
         *([] if looks else [False]),
         *extra,
@@ -663,52 +684,21 @@ def _settled_statement(integration: Integration, event: AlertEvent, now) -> tupl
     params: list = [service, when, when, service]
     paging = event.severity in PAGING_SEVERITIES
     if paging:
-        lookups = []
-        if event.group_key:
-            lookups.append(_same_group_lookup(integration.pk, event.group_key, 0))
-        since = connection.ops.adapt_datetimefield_value(now - _window())
-        lookups.append((_JOIN_WINDOW_DEFAULT, [service, since, 0]))
-        join = "COALESCE(" + ", ".join(f"({q})" for q, _ in lookups) + ", NULL)"
-        for _, lookup_params in lookups:
-            params.extend(lookup_params)
+        join, join_params = _incident_to_join_sql(integration, event, now)
+        params += join_params
     else:
         join = "NULL::bigint"
-    sets = _repeat_sets(event, postgres=True, new="EXCLUDED")
     sql = (
-        "WITH j AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM "
-        f"{MaintenanceWindow._meta.db_table} w WHERE w.service_id = %s AND "
-        "w.cancelled_at IS NULL AND w.starts_at <= %s AND w.ends_at > %s) AS m, EXISTS "
-        f"(SELECT 1 FROM {AlertRule._meta.db_table} r WHERE r.service_id = %s) AS r, "
+        f"WITH j AS MATERIALIZED (SELECT {_IN_MAINTENANCE_SQL} AS m, {_HAS_RULES_SQL} AS r, "
         f"{join} AS join_id) "
-        f"INSERT INTO {Alert._meta.db_table} AS a (integration_id, service_id, dedup_key, "
-        "group_key, status, title, severity, source, labels, annotations, payload, "
-        "first_seen, last_seen, times_seen, in_maintenance, arrival_pending, incident_id) "
+        f"{_INSERT_ALERT_SQL}"
         "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, 1, "
         "false, j.join_id IS NOT NULL, j.join_id FROM j WHERE NOT j.m AND NOT j.r"
         f"{' AND j.join_id IS NOT NULL' if paging else ''} "
-        "ON CONFLICT (integration_id, dedup_key) WHERE NOT (status = 'resolved') "
-        f"DO UPDATE SET {', '.join(sets)} "
-        "WHERE a.incident_id IS NOT NULL OR "
-        f"{_SEVERITY_RANK_SQL.format(col='a.severity')} "
-        f"<= {_SEVERITY_RANK_SQL.format(col='EXCLUDED.severity')} "
+        f"{_on_conflict_sql(event, postgres=True)}"
         "RETURNING id, times_seen, incident_id"
     )
-    params += [
-        integration.pk,
-        service,
-        event.dedup_key,
-        event.group_key,
-        str(AlertStatus.FIRING),
-        event.title,
-        event.severity,
-        event.source,
-        json.dumps(event.labels),
-        json.dumps(event.annotations),
-        json.dumps(event.payload),
-        when,
-        when,
-    ]
-    return sql, params
+    return sql, params + _new_alert_values(integration, event, when)
 
 
 def _ingest_settled(

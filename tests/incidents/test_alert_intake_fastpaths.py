@@ -9,7 +9,6 @@ import json
 import pytest
 from django.test import Client
 
-from incidents.alerting import services
 from incidents.alerting.services import integration_create, integration_rotate
 from incidents.models import Alert, Incident
 
@@ -19,15 +18,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def service(make_service):
     return make_service("Checkout")
-
-
-@pytest.fixture(autouse=True)
-def _forget_kept():
-    services._TOKEN_ROWS.clear()
-    services._RECENT_TRIGGERS.clear()
-    yield
-    services._TOKEN_ROWS.clear()
-    services._RECENT_TRIGGERS.clear()
 
 
 def url(token):

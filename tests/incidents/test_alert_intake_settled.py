@@ -25,15 +25,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def _forget_kept():
-    services._TOKEN_ROWS.clear()
-    services._RECENT_TRIGGERS.clear()
-    yield
-    services._TOKEN_ROWS.clear()
-    services._RECENT_TRIGGERS.clear()
-
-
 def body(key, *, severity="error", summary=None):
     return json.dumps(
         {
