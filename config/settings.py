@@ -107,6 +107,9 @@ if DATABASE_URL:
             DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend with a health check that needs no round trip (see its module).
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -1,0 +1,59 @@
+"""The PostgreSQL backend's health check (config/postgresql): free when the persistent
+connection is quiet, and still catching a connection the server has dropped, so the next
+request reconnects instead of failing."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's backend"),
+    pytest.mark.django_db(transaction=True),  # autocommit, as between requests
+]
+
+
+def _other_connection():
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+def _last_statement(pid: int) -> str:
+    with _other_connection() as other:
+        return other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[
+            0
+        ]
+
+
+def test_a_quiet_connection_is_usable_without_a_round_trip():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'last thing asked'")
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    assert connection.is_usable()
+    # Django's own check would have sent SELECT 1; the server saw nothing new.
+    assert _last_statement(pid) == "SELECT pg_backend_pid()"
+
+
+def test_a_connection_the_server_dropped_is_replaced_before_the_next_request():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with _other_connection() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    deadline = time.monotonic() + 5
+    while connection.is_usable() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not connection.is_usable()
+
+    # What Django does as a request starts using the database.
+    connection.health_check_done = False
+    connection.close_if_health_check_failed()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
