@@ -472,9 +472,6 @@ class Alert(models.Model):
     )
     # It arrived while its service was in a maintenance window: recorded, nobody paged.
     in_maintenance = models.BooleanField(default=False)
-    # It joined an incident during a burst; its arrival is written on the timeline with
-    # the burst's other arrivals a few seconds later (see alerting.services).
-    arrival_pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-last_seen", "-pk"]
@@ -500,13 +497,6 @@ class Alert(models.Model):
                 condition=Q(incident__isnull=False),
                 name="alert_service_rule_incident",
             ),
-            # A burst's arrivals still to be written on the timeline: the gathering finds
-            # them without reading every alert of a long storm's incident.
-            models.Index(
-                fields=["incident"],
-                condition=Q(arrival_pending=True),
-                name="alert_arrival_pending",
-            ),
             # For deleting a rule or a user (SET NULL): most alerts have neither.
             models.Index(fields=["rule"], condition=Q(rule__isnull=False), name="alert_rule"),
             models.Index(
@@ -526,6 +516,29 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status != AlertStatus.RESOLVED
+
+
+class AlertArrival(models.Model):
+    """An alert that joined an incident during a burst and is not yet named on its
+    timeline: the burst's arrivals are written as one entry a few seconds on (see
+    alerting.services). Written by the statement that attaches the alert, deleted by the
+    gathering that names it.
+
+    Its own narrow table, not a flag on the alert: clearing a flag rewrote each alert of a
+    storm once more, a new version of a wide row in every one of its indexes. No
+    foreign-key constraints in the database: the row is written in the same statement as
+    the alert it names (nothing to check) and Django's delete cascades remove it.
+    """
+
+    alert = models.OneToOneField(
+        Alert, on_delete=models.CASCADE, primary_key=True, db_constraint=False, related_name="+"
+    )
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} arriving on incident {self.incident_id}"
 
 
 class RuleAction(models.TextChoices):

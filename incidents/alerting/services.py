@@ -35,6 +35,7 @@ from incidents.alerting.ratelimit import (
 from incidents.models import (
     OPEN_STATUSES,
     Alert,
+    AlertArrival,
     AlertRule,
     AlertSeverity,
     AlertStatus,
@@ -264,7 +265,7 @@ class _TimelineBatch:
 
     An Alertmanager notification can carry a hundred alerts of one group: the incident
     gets one entry saying so, not a hundred, and its row lock is taken once. Arrivals
-    gathered from earlier requests (arrival_pending) join the entry.
+    gathered from earlier requests (AlertArrival) join the entry.
     """
 
     def __init__(self, actor=None):
@@ -310,16 +311,17 @@ def _schedule_gathering(incident_id: int) -> None:
 
 
 def _claim_pending_arrivals(incident_id: int) -> list[Alert]:
-    """Take this incident's gathered arrivals (clearing their flag in one statement, which
-    also locks their rows): what the next timeline entry must name."""
+    """Take this incident's pending arrivals (deleting them, which also waits for anyone
+    else taking them): what the next timeline entry must name."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Alert._meta.db_table} SET arrival_pending = %s "
-            "WHERE incident_id = %s AND arrival_pending RETURNING id, title, severity",
-            [False, incident_id],
+            f"DELETE FROM {AlertArrival._meta.db_table} WHERE incident_id = %s RETURNING alert_id",
+            [incident_id],
         )
-        rows = cursor.fetchall()
-    return [Alert(pk=pk, title=title, severity=severity) for pk, title, severity in sorted(rows)]
+        taken = [alert_id for (alert_id,) in cursor.fetchall()]
+    if not taken:
+        return []
+    return list(Alert.objects.filter(pk__in=taken).only("id", "title", "severity").order_by("pk"))
 
 
 def alert_arrivals_note(*, incident_id: int) -> int:
@@ -560,8 +562,22 @@ _HAS_RULES_SQL = f"EXISTS (SELECT 1 FROM {AlertRule._meta.db_table} r WHERE r.se
 _INSERT_ALERT_SQL = (
     f"INSERT INTO {Alert._meta.db_table} AS a (integration_id, service_id, dedup_key, "
     "group_key, status, title, severity, source, labels, annotations, payload, first_seen, "
-    "last_seen, times_seen, in_maintenance, arrival_pending, incident_id) "
+    "last_seen, times_seen, in_maintenance, incident_id) "
 )
+
+
+def _with_pending_arrival(statement: str, *, with_clause: str = "", new_only: bool = True) -> str:
+    """PostgreSQL: an INSERT or UPDATE ... RETURNING (id and incident_id among its columns)
+    as a data-modifying CTE that also records the alert, if it is in an incident, as a
+    pending arrival, in the same statement; its result is the statement's. `new_only`: a
+    row whose times_seen is not 1 (a repeat, counted) did not arrive."""
+    new = "times_seen = 1 AND " if new_only else ""
+    return (
+        f"{f'{with_clause}, ' if with_clause else 'WITH '}stored AS ({statement}), "
+        f"pending AS (INSERT INTO {AlertArrival._meta.db_table} (alert_id, incident_id) "
+        f"SELECT id, incident_id FROM stored WHERE {new}incident_id IS NOT NULL) "
+        "SELECT * FROM stored"
+    )
 
 
 def _on_conflict_sql(event: AlertEvent, *, postgres: bool) -> str:
@@ -627,13 +643,13 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     if postgres:
         # Evaluated for new alerts only (times_seen = 1); repeats skip the subqueries.
         returning += (
-            f", CASE WHEN times_seen = 1 THEN {_IN_MAINTENANCE_SQL} END"
-            f", CASE WHEN times_seen = 1 THEN {_HAS_RULES_SQL} END"
+            f", CASE WHEN times_seen = 1 THEN {_IN_MAINTENANCE_SQL} END AS in_maintenance"
+            f", CASE WHEN times_seen = 1 THEN {_HAS_RULES_SQL} END AS has_rules"
         )
         extra = [service, when, when, service]
     # The common new alert (PostgreSQL, a paging severity, a service with no rules and no
-    # maintenance) is attached to the incident it joins by the INSERT itself, arrival
-    # pending (flush() clears that if it is the first of its burst): no second statement,
+    # maintenance) is attached to the incident it joins by the INSERT itself, its arrival
+    # pending (flush() takes that if it is the first of its burst): no second statement,
     # and no second version of the row in every index.
     join_first: list = []
     looks = postgres and event.severity in PAGING_SEVERITIES
@@ -641,31 +657,24 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
         found, found_params = _incident_to_join_sql(integration, event, now)
         with_join = (
             f"WITH j AS MATERIALIZED (SELECT CASE WHEN {_IN_MAINTENANCE_SQL} OR "
-            f"{_HAS_RULES_SQL} THEN NULL ELSE {found} END AS join_id) "
+            f"{_HAS_RULES_SQL} THEN NULL ELSE {found} END AS join_id)"
         )
         join_first = [service, when, when, service, *found_params]
         source = (
             f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
-            "1, %s, j.join_id IS NOT NULL, j.join_id FROM j "
+            "1, %s, j.join_id FROM j "
         )
         returning += ", incident_id"
     else:
-        with_join = ""
         source = (
             f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
-            "1, %s, %s, NULL) "
+            "1, %s, NULL) "
         )
-    sql = (
-        f"{with_join}{_INSERT_ALERT_SQL}{source}"
-        f"{_on_conflict_sql(event, postgres=postgres)}RETURNING {returning}"
-    )
-    params = [
-        *join_first,
-        *_new_alert_values(integration, event, when),
-        False,
-        *([] if looks else [False]),
-        *extra,
-    ]
+    sql = f"{_INSERT_ALERT_SQL}{source}{_on_conflict_sql(event, postgres=postgres)}"
+    sql += f"RETURNING {returning}"
+    if looks:
+        sql = _with_pending_arrival(sql, with_clause=with_join)
+    params = [*join_first, *_new_alert_values(integration, event, when), False, *extra]
     row = prepared.fetch_one(sql, params)
     if row is None:
         return None
@@ -688,15 +697,17 @@ def _settled_statement(integration: Integration, event: AlertEvent, now) -> tupl
         params += join_params
     else:
         join = "NULL::bigint"
-    sql = (
-        f"WITH j AS MATERIALIZED (SELECT {_IN_MAINTENANCE_SQL} AS m, {_HAS_RULES_SQL} AS r, "
-        f"{join} AS join_id) "
+    sql = _with_pending_arrival(
         f"{_INSERT_ALERT_SQL}"
         "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, 1, "
-        "false, j.join_id IS NOT NULL, j.join_id FROM j WHERE NOT j.m AND NOT j.r"
+        "false, j.join_id FROM j WHERE NOT j.m AND NOT j.r"
         f"{' AND j.join_id IS NOT NULL' if paging else ''} "
         f"{_on_conflict_sql(event, postgres=True)}"
-        "RETURNING id, times_seen, incident_id"
+        "RETURNING id, times_seen, incident_id",
+        with_clause=(
+            f"WITH j AS MATERIALIZED (SELECT {_IN_MAINTENANCE_SQL} AS m, "
+            f"{_HAS_RULES_SQL} AS r, {join} AS join_id)"
+        ),
     )
     return sql, params + _new_alert_values(integration, event, when)
 
@@ -766,8 +777,8 @@ def alerts_arrivals_overdue(*, now=None) -> int:
     Idempotent (alert_arrivals_note claims each arrival once). Run by beat."""
     cutoff = (now or timezone.now()) - timedelta(seconds=ARRIVAL_OVERDUE_SECONDS)
     overdue = (
-        Alert.objects.filter(
-            incident__status__in=OPEN_STATUSES, arrival_pending=True, first_seen__lt=cutoff
+        AlertArrival.objects.filter(
+            incident__status__in=OPEN_STATUSES, alert__first_seen__lt=cutoff
         )
         .values_list("incident_id", flat=True)
         .distinct()
@@ -971,7 +982,7 @@ def _route(
         return
     # `joined`: the INSERT already looked (and attached the alert if it found one).
     incident_id = joined[0] if joined is not None else _join_incident(alert, decision)
-    attached = incident_id is not None  # the alert row already names it (pending)
+    attached = incident_id is not None  # the alert row already names it, arrival pending
     opened = False
     if incident_id is None:
         severity = decision.severity
@@ -996,15 +1007,14 @@ def _route(
             opened = True
     alert.incident_id = incident_id
     # The first alert to join in a burst is written now and schedules one entry for the
-    # rest; the rest only set their flag (no incident lock, no timeline write each).
+    # rest; the rest are left pending (no incident lock, no timeline write each).
     first_of_burst = opened or _first_of_burst(incident_id)
-    alert.arrival_pending = not first_of_burst
     if not attached:
-        Alert.objects.filter(pk=alert.pk).update(
-            incident=incident_id, rule=decision.rule, arrival_pending=alert.arrival_pending
-        )
-    # Attached and first of its burst: the row still says pending; flush() clears the flag
-    # when it takes the incident's pending arrivals (and names this one only once).
+        Alert.objects.filter(pk=alert.pk).update(incident=incident_id, rule=decision.rule)
+        if not first_of_burst:
+            AlertArrival.objects.create(alert_id=alert.pk, incident_id=incident_id)
+    # Attached and first of its burst: its arrival is still pending; flush() takes it with
+    # the incident's other pending arrivals (and names this one only once).
     if first_of_burst:
         batch.fired[incident_id].append((alert, opened))
         if not opened:
@@ -1104,10 +1114,10 @@ def _incident_to_join(alert: Alert, decision: RouteDecision) -> int | None:
 
 def _join_incident(alert: Alert, decision: RouteDecision) -> int | None:
     """Find the incident to join and attach the alert to it (rule set, arrival pending) in
-    one statement: the lookups run inside the UPDATE (COALESCE asks the next only if the
-    one before found nothing). Returns the incident's id, or None with the row untouched
-    when there is none to join. Joining is most of an alert storm, so it is the round trip
-    saved."""
+    one statement on PostgreSQL: the lookups run inside the UPDATE (COALESCE asks the next
+    only if the one before found nothing). Returns the incident's id, or None with the row
+    untouched when there is none to join. Joining is most of an alert storm, so it is the
+    round trip saved."""
     lookups = _join_lookups(alert, decision)
     if not lookups:
         return None
@@ -1116,15 +1126,20 @@ def _join_incident(alert: Alert, decision: RouteDecision) -> int | None:
     if len(lookups) > 1:
         found = f"COALESCE({found})"
     sql = (
-        f"UPDATE {table} SET incident_id = j.join_id, rule_id = %s, arrival_pending = %s "
+        f"UPDATE {table} SET incident_id = j.join_id, rule_id = %s "
         f"FROM (SELECT {found} AS join_id) j "
-        f"WHERE {table}.id = %s AND j.join_id IS NOT NULL RETURNING incident_id"
+        f"WHERE {table}.id = %s AND j.join_id IS NOT NULL RETURNING incident_id, id"
     )
-    params = [decision.rule.pk if decision.rule else None, True]
+    params = [decision.rule.pk if decision.rule else None]
     for _, lookup_params in lookups:
         params.extend(lookup_params)
     params.append(alert.pk)
-    return _first_value(sql, params)
+    if connection.vendor == "postgresql":
+        return _first_value(_with_pending_arrival(sql, new_only=False), params)
+    incident_id = _first_value(sql, params)  # SQLite: no data-modifying CTE, two statements
+    if incident_id is not None:
+        AlertArrival.objects.create(alert_id=alert.pk, incident_id=incident_id)
+    return incident_id
 
 
 # --- What people (and monitoring tools) do to an alert ------------------------------------
@@ -1251,10 +1266,9 @@ def alert_attach(*, alerts, incident: Incident, actor) -> int:
             raise IncidentRefused("A closed incident cannot take more alerts.")
         if not locked:
             return 0
+        Alert.objects.filter(pk__in=[a.pk for a in locked]).update(incident=incident)
         # Named in this entry, so no longer waiting to be gathered on another incident.
-        Alert.objects.filter(pk__in=[a.pk for a in locked]).update(
-            incident=incident, arrival_pending=False
-        )
+        AlertArrival.objects.filter(alert__in=[a.pk for a in locked]).delete()
         noun = "an alert" if len(locked) == 1 else f"{len(locked)} alerts"
         timeline_record(
             incident=incident,
@@ -1311,8 +1325,8 @@ def incident_declare_from_alert(
             page=True,
         )
         locked.incident = incident
-        locked.arrival_pending = False
-        locked.save(update_fields=["incident", "arrival_pending"])
+        locked.save(update_fields=["incident"])
+        AlertArrival.objects.filter(alert=locked.pk).delete()  # named below instead
         incident = _lock(incident)
         timeline_record(
             incident=incident,

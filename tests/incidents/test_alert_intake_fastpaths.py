@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from incidents.alerting.services import integration_create, integration_rotate
-from incidents.models import Alert, Incident
+from incidents.models import Alert, AlertArrival, Incident
 
 pytestmark = pytest.mark.django_db
 
@@ -100,4 +100,4 @@ def test_an_alert_joining_an_incident_is_named_once(service):
         "Error alert fired and joined this incident: Second",
     ]
     assert fired[1].data["alerts"] == [Alert.objects.get(dedup_key="b").pk]
-    assert not Alert.objects.filter(arrival_pending=True).exists()
+    assert not AlertArrival.objects.exists()

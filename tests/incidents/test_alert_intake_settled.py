@@ -17,7 +17,14 @@ from django.utils import timezone
 from incidents.alerting import selectors, services
 from incidents.alerting.parsers import parse_pagerduty
 from incidents.alerting.services import integration_create
-from incidents.models import Alert, AlertRule, Incident, MaintenanceWindow, TimelineEntry
+from incidents.models import (
+    Alert,
+    AlertArrival,
+    AlertRule,
+    Incident,
+    MaintenanceWindow,
+    TimelineEntry,
+)
 from tests.factories import make_incident, make_service, make_user
 
 pytestmark = pytest.mark.skipif(
@@ -76,7 +83,7 @@ def test_a_burst_joining_an_open_incident_is_one_statement_each_and_one_entry_fo
             assert send(token, key, summary=key.title()).status_code == 202
         assert len(queries.captured_queries) == 1, [q["sql"][:80] for q in queries]
         assert queries.captured_queries[0]["sql"].startswith("WITH j AS MATERIALIZED")
-    assert set(Alert.objects.filter(arrival_pending=True).values_list("dedup_key", flat=True)) == {
+    assert set(AlertArrival.objects.values_list("alert__dedup_key", flat=True)) == {
         "third",
         "fourth",
     }
@@ -87,7 +94,7 @@ def test_a_burst_joining_an_open_incident_is_one_statement_each_and_one_entry_fo
     entries = fired_entries(incident)
     assert len(entries) == 3
     assert entries[-1].body.startswith("2 alerts fired and joined this incident")
-    assert not Alert.objects.filter(arrival_pending=True).exists()
+    assert not AlertArrival.objects.exists()
     assert Incident.objects.count() == 1
 
 
@@ -303,8 +310,8 @@ def test_an_arrival_whose_gathering_was_lost_is_written_by_the_sweep():
         severity="critical",
         first_seen=timezone.now(),
         last_seen=timezone.now(),
-        arrival_pending=True,
     )
+    AlertArrival.objects.create(alert=fresh, incident=incident)
     assert services.alerts_arrivals_overdue() == 0  # nothing overdue: left alone
     stranded = Alert.objects.create(
         integration=integration,
@@ -315,13 +322,13 @@ def test_an_arrival_whose_gathering_was_lost_is_written_by_the_sweep():
         severity="critical",
         first_seen=timezone.now() - timedelta(minutes=1),
         last_seen=timezone.now() - timedelta(minutes=1),
-        arrival_pending=True,
     )
+    AlertArrival.objects.create(alert=stranded, incident=incident)
     assert services.alerts_arrivals_overdue() == 2  # with the fresh one: one entry
     assert services.alerts_arrivals_overdue() == 0
     entry = fired_entries(incident)[-1]
     assert set(entry.data["alerts"]) == {stranded.pk, fresh.pk}
-    assert not Alert.objects.filter(arrival_pending=True).exists()
+    assert not AlertArrival.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

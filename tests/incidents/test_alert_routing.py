@@ -10,6 +10,7 @@ from django.utils import timezone
 from incidents.alerting.matchers import parse_matchers
 from incidents.models import (
     Alert,
+    AlertArrival,
     AlertRule,
     Incident,
     MaintenanceWindow,
@@ -235,7 +236,7 @@ def test_a_burst_of_joining_alerts_is_gathered_into_one_entry(service):  # noqa:
         "Critical alert fired and opened this incident: Errors 0",
         "Critical alert fired and joined this incident: Errors 1",
     ]
-    assert Alert.objects.filter(arrival_pending=True).count() == 3
+    assert AlertArrival.objects.count() == 3
 
     assert alert_arrivals_note(incident_id=incident.pk) == 3  # what the scheduled task runs
     last = incident.timeline.filter(data__event="fired").order_by("-pk").first()
@@ -243,7 +244,7 @@ def test_a_burst_of_joining_alerts_is_gathered_into_one_entry(service):  # noqa:
     assert sorted(last.data["alerts"]) == sorted(
         Alert.objects.filter(dedup_key__in=["k2", "k3", "k4"]).values_list("pk", flat=True)
     )
-    assert not Alert.objects.filter(arrival_pending=True).exists()
+    assert not AlertArrival.objects.exists()
     assert alert_arrivals_note(incident_id=incident.pk) == 0  # nothing twice
 
 
@@ -279,7 +280,7 @@ def test_gathered_arrivals_join_the_next_entry_if_the_task_never_ran(service):  
     for key in ("a", "b", "c"):
         post(url("pagerduty", token), pd(token, "trigger", key, summary=key.upper()))
     incident = Incident.objects.get()
-    assert Alert.objects.get(dedup_key="c").arrival_pending
+    assert AlertArrival.objects.filter(alert__dedup_key="c").exists()
     _end_burst(incident.pk)
     post(url("pagerduty", token), pd(token, "trigger", "d", summary="D"))
     last = incident.timeline.filter(data__event="fired").order_by("-pk").first()
@@ -305,4 +306,4 @@ def test_with_redis_down_every_arrival_is_written_at_once(service, settings):  #
         ratelimit._script.cache_clear()
     incident = Incident.objects.get()
     assert incident.timeline.filter(data__event="fired").count() == 3
-    assert not Alert.objects.filter(arrival_pending=True).exists()
+    assert not AlertArrival.objects.exists()
