@@ -3,7 +3,9 @@
     .venv/bin/python -m bench.alert_ingest [--duration 10] [--senders 32] [--storm 10000]
 
 Starts gunicorn the production way (config.wsgi via bench.urls, 2 sync workers, 127.0.0.1,
-a free port, bench.settings: PostgreSQL + Redis, DEBUG off) and a load client on loopback,
+a free port, bench.settings: PostgreSQL + Redis, DEBUG off), a real Celery worker and beat
+(they gather each burst's arrivals onto the incident's timeline, page, and sweep), and a
+load client on loopback,
 bounded by time and count: wrk with bench/alert_ingest.lua when installed (C: it leaves the
 2 cores to the server), else (or with --client asyncio) a small asyncio client, which takes
 a good part of a core from the server it measures:
@@ -16,8 +18,9 @@ a good part of a core from the server it measures:
   dedup storm     the same dedup_key --storm times, severity critical
 
 After the runs it checks what a user would: every accepted new alert is stored (with wrk,
-by the dedup keys Firebreak answered 202 for), the storm left exactly one alert and one
-incident.
+by the dedup keys Firebreak answered 202 for) and, once the worker has gathered the last
+burst, named on its incident's timeline exactly once; the storm left exactly one alert and
+one incident.
 
 Targets (shared/docs/targets.md): ingestion >= 200 alerts/s, p99 < 100 ms, >= 50% of the
 bare INSERT; storm >= 1,000 events/s with exactly 1 alert and 1 incident.
@@ -164,6 +167,52 @@ def _settle() -> None:
         print(f"(no VACUUM and CHECKPOINT between runs: {error})")
 
 
+def _start_celery(concurrency: int) -> list:
+    """A Celery worker and beat on the bench's database and Redis, as production runs them."""
+    if concurrency <= 0:
+        return []
+    from django.conf import settings
+
+    from tests.oncall.faults import CeleryProcess, celery_env
+
+    log_dir = ROOT / "var" / "bench" / "alert_ingest-celery"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = celery_env(
+        broker_url=settings.REDIS_URL,
+        settings_module="bench.settings",
+        var_dir=log_dir,
+        extra={"LOG_LEVEL": "WARNING"},
+    )
+    worker = CeleryProcess.worker(env=env, log_dir=log_dir, concurrency=concurrency).start()
+    beat = CeleryProcess.beat(env=env, log_dir=log_dir).start()
+    worker.wait_ready(60)
+    beat.wait_ready(60)
+    return [worker, beat]
+
+
+def _wait_until_named(services: dict, timeout: float = 30.0) -> dict[str, int]:
+    """Once the worker has gathered the last burst: how many alerts each run's incidents
+    name on their timelines, -1 if any alert is named twice."""
+    from incidents.models import AlertArrival, TimelineEntry
+
+    deadline = time.monotonic() + timeout
+    while AlertArrival.objects.filter(alert__service__in=services.values()).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    named: dict[str, int] = {}
+    for run, service in services.items():
+        ids = [
+            alert
+            for data in TimelineEntry.objects.filter(
+                incident__services=service, data__event="fired"
+            ).values_list("data", flat=True)
+            for alert in data["alerts"]
+        ]
+        named[run] = len(ids) if len(ids) == len(set(ids)) else -1
+    return named
+
+
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -181,6 +230,9 @@ def main() -> int:
     )
     parser.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument(
+        "--celery-concurrency", type=int, default=1, help="Celery worker processes (0: none)"
+    )
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -247,6 +299,7 @@ def main() -> int:
     # The rate limit stays on (its Redis round trip is part of what is measured), set high
     # enough that a bench of one integration is never refused.
     os.environ.setdefault("ALERT_RATE_LIMIT_PER_MINUTE", "1000000")
+    celery = _start_celery(args.celery_concurrency)
     server = Gunicorn(
         workers=args.workers, log_path=ROOT / "var" / "bench" / "alert_ingest-gunicorn.log"
     )
@@ -335,8 +388,12 @@ def main() -> int:
                     limit=args.storm,
                 )
             )
+        if celery:
+            named = _wait_until_named({"ingestion": ingest_service, "alertmanager": am_service})
     finally:
         server.stop()
+        for proc in celery:
+            proc.stop()
         shutil.rmtree(keys_dir, ignore_errors=True)
 
     stored = Alert.objects.filter(service=ingest_service).count()
@@ -355,6 +412,10 @@ def main() -> int:
     am_incidents = Incident.objects.filter(services=am_service).count()
     storm_alerts = list(Alert.objects.filter(service=storm_service))
     storm_incidents = Incident.objects.filter(services=storm_service).count()
+    all_named = not celery or named == {
+        "ingestion": stored,
+        "alertmanager": am_stored,
+    }
     result = {
         "bare_insert": bare,
         "ingestion": ingest
@@ -375,6 +436,8 @@ def main() -> int:
             "incidents": storm_incidents,
         },
         "client": client,
+        "celery_concurrency": args.celery_concurrency,
+        "named_on_timeline": named if celery else None,
         "ingestion_vs_bare": round(ingest["rps"] / bare["rps"], 3) if bare["rps"] else None,
     }
     print(
@@ -399,10 +462,16 @@ def main() -> int:
         f"{storm['requests']} events: {len(storm_alerts)} alert(s), {storm_incidents} "
         f"incident(s), times_seen {result['storm']['times_seen']} (target >= 1000/s, 1 and 1)"
     )
-    print(f"(client: {client})")
+    if celery:
+        print(
+            f"timeline        every stored alert named once on its incident's timeline: "
+            f"{'yes' if all_named else f'NO {named}'}"
+        )
+    print(f"(client: {client}; Celery worker concurrency {args.celery_concurrency}, and beat)")
     print(f"written to {write_result('alert_ingest', result)}")
     ok = (
         all_stored
+        and all_named
         and am_stored >= alertmanager["requests"]  # a few more may have been in flight
         and am_incidents == 1
         and len(storm_alerts) == 1
