@@ -7,13 +7,15 @@ import pytest
 
 from incidents.alerting.services import (
     alert_acknowledge,
+    alert_arrivals_note,
     alert_attach,
     alert_resolve,
     incident_declare_from_alert,
 )
-from incidents.models import Alert, Incident, Severity, TimelineEntry
+from incidents.models import Alert, AlertArrival, Incident, Severity, TimelineEntry
 from incidents.services import IncidentRefused
 from oncall.models import Escalation
+from tests.factories import make_incident
 from tests.incidents.test_alert_intake import (
     am_alert,
     am_body,
@@ -127,6 +129,33 @@ def test_attaching_recorded_alerts_to_an_incident(service, commander):  # noqa: 
     assert entry.body.startswith("Ivy attached 2 alerts to this incident")
     assert alert_attach(alerts=alerts, incident=incident, actor=commander) == 0
     assert incident.timeline.filter(data__event="attached").count() == 1
+
+
+def test_an_alert_moved_before_its_arrival_was_gathered_is_named_once(
+    service,  # noqa: F811
+    commander,
+):
+    """A burst's later arrivals wait a few seconds to be written on their incident. One
+    attached by hand to another incident meanwhile is named there, and not on the first."""
+    _, token = make_integration(service, "pagerduty")
+    for key in ("a", "b", "c", "d"):
+        post(url("pagerduty", token), pd(token, "trigger", key, summary=key.upper()))
+    first = Incident.objects.get()
+    waiting = Alert.objects.get(dedup_key="c")
+    assert AlertArrival.objects.filter(alert=waiting, incident=first).exists()
+    other = make_incident(declared_by=commander, title="Search is slow")
+
+    assert alert_attach(alerts=[waiting], incident=other, actor=commander) == 1
+    assert alert_arrivals_note(incident_id=first.pk) == 1  # "d" only
+    named_on_first = [
+        pk
+        for data in first.timeline.values_list("data", flat=True)
+        for pk in data.get("alerts", [])
+    ]
+    assert waiting.pk not in named_on_first
+    assert Alert.objects.get(dedup_key="d").pk in named_on_first
+    assert other.timeline.get(data__event="attached").data["alerts"] == [waiting.pk]
+    assert not AlertArrival.objects.exists()
 
 
 def test_declaring_an_incident_from_a_recorded_alert_pages_the_service(
