@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from oncall.models import Team
@@ -536,6 +537,8 @@ class AlertArrival(models.Model):
     incident = models.ForeignKey(
         Incident, on_delete=models.CASCADE, db_constraint=False, related_name="+"
     )
+    # Set by the database: the statements that write arrivals name only the two ids.
+    arrived_at = models.DateTimeField(db_default=Now())
 
     def __str__(self) -> str:
         return f"alert {self.alert_id} arriving on incident {self.incident_id}"

@@ -4,6 +4,8 @@ request reconnects instead of failing."""
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 
 import psycopg
@@ -38,6 +40,29 @@ def test_a_quiet_connection_is_usable_without_a_round_trip():
     assert connection.is_usable()
     # Django's own check would have sent SELECT 1; the server saw nothing new.
     assert _last_statement(pid) == "SELECT pg_backend_pid()"
+
+
+def test_a_quiet_connection_past_descriptor_1024_is_usable_and_kept():
+    """A process with many files open (a threaded worker, Celery): select() would refuse
+    the socket, and the connection would be replaced before every request."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows only {hard} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    try:
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        assert connection.connection.fileno() > 1024
+        assert connection.is_usable()
+        assert _last_statement(pid) == "SELECT pg_backend_pid()"
+    finally:
+        connection.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_connection_the_server_dropped_is_replaced_before_the_next_request():

@@ -21,10 +21,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if connection is None or connection.closed:
             return False
         if connection.info.transaction_status == pq.TransactionStatus.IDLE:
+            # poll, not select: select refuses descriptors past 1024, which a process with
+            # many open files or sockets (a threaded worker, Celery) can well have.
+            quiet = select.poll()
+            quiet.register(connection.fileno(), select.POLLIN | select.POLLPRI)
             try:
-                waiting, _, _ = select.select([connection.fileno()], [], [], 0)
-            except (OSError, ValueError):
-                return False
-            if not waiting:
-                return True
+                if not quiet.poll(0):
+                    return True
+            except OSError:
+                pass
         return super().is_usable()

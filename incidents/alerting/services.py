@@ -312,22 +312,41 @@ def _schedule_gathering(incident_id: int) -> None:
 
 def _claim_pending_arrivals(incident_id: int) -> list[Alert]:
     """Take this incident's pending arrivals (deleting them, which also waits for anyone
-    else taking them): what the next timeline entry must name."""
+    else taking them): what the next timeline entry must name.
+
+    An alert moved to another incident by hand since it arrived is named there by the
+    move, so its arrival here is dropped, not named. Checked here rather than deleted by
+    the move: the move holds its incident's lock, and waiting then for an arrival row that
+    a gathering holds while it waits for that incident would be a deadlock."""
+    arrivals = AlertArrival._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {AlertArrival._meta.db_table} WHERE incident_id = %s RETURNING alert_id",
-            [incident_id],
-        )
-        taken = [alert_id for (alert_id,) in cursor.fetchall()]
-    if not taken:
-        return []
-    return list(Alert.objects.filter(pk__in=taken).only("id", "title", "severity").order_by("pk"))
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"DELETE FROM {arrivals} p USING {Alert._meta.db_table} a "
+                "WHERE p.incident_id = %s AND a.id = p.alert_id "
+                "RETURNING a.id, a.title, a.severity, a.incident_id",
+                [incident_id],
+            )
+            rows = cursor.fetchall()
+        else:  # SQLite's DELETE takes no USING: the alerts are read after
+            cursor.execute(
+                f"DELETE FROM {arrivals} WHERE incident_id = %s RETURNING alert_id", [incident_id]
+            )
+            taken = [alert_id for (alert_id,) in cursor.fetchall()]
+            rows = Alert.objects.filter(pk__in=taken).values_list(
+                "id", "title", "severity", "incident_id"
+            )
+    return [
+        Alert(pk=pk, title=title, severity=severity)
+        for pk, title, severity, now_on in sorted(rows)
+        if now_on == incident_id
+    ]
 
 
 def alert_arrivals_note(*, incident_id: int) -> int:
     """Write the incident's gathered alert arrivals as one timeline entry; returns how
-    many. Idempotent: claimed with a conditional UPDATE, so a second run (or a request
-    that got there first) finds nothing to write."""
+    many. Idempotent: claimed by deleting them, so a second run (or a request that got
+    there first) finds nothing to write."""
     with transaction.atomic():
         gathered = _claim_pending_arrivals(incident_id)
         if not gathered:
@@ -773,13 +792,12 @@ ARRIVAL_OVERDUE_SECONDS = 3 * ARRIVAL_GATHER_SECONDS
 
 
 def alerts_arrivals_overdue(*, now=None) -> int:
-    """Write arrivals whose gathering never came, for open incidents; how many.
-    Idempotent (alert_arrivals_note claims each arrival once). Run by beat."""
+    """Write arrivals whose gathering never came; how many. Whatever the incident's status
+    now: the alerts did join it, and no arrival is left waiting for good. Idempotent
+    (alert_arrivals_note claims each arrival once). Run by beat."""
     cutoff = (now or timezone.now()) - timedelta(seconds=ARRIVAL_OVERDUE_SECONDS)
     overdue = (
-        AlertArrival.objects.filter(
-            incident__status__in=OPEN_STATUSES, alert__first_seen__lt=cutoff
-        )
+        AlertArrival.objects.filter(arrived_at__lt=cutoff)
         .values_list("incident_id", flat=True)
         .distinct()
     )
@@ -1266,9 +1284,8 @@ def alert_attach(*, alerts, incident: Incident, actor) -> int:
             raise IncidentRefused("A closed incident cannot take more alerts.")
         if not locked:
             return 0
+        # An arrival still pending on the incident they leave is dropped by its gathering.
         Alert.objects.filter(pk__in=[a.pk for a in locked]).update(incident=incident)
-        # Named in this entry, so no longer waiting to be gathered on another incident.
-        AlertArrival.objects.filter(alert__in=[a.pk for a in locked]).delete()
         noun = "an alert" if len(locked) == 1 else f"{len(locked)} alerts"
         timeline_record(
             incident=incident,
@@ -1326,7 +1343,6 @@ def incident_declare_from_alert(
         )
         locked.incident = incident
         locked.save(update_fields=["incident"])
-        AlertArrival.objects.filter(alert=locked.pk).delete()  # named below instead
         incident = _lock(incident)
         timeline_record(
             incident=incident,

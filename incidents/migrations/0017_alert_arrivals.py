@@ -2,44 +2,55 @@
 
 Clearing the flag when a burst's arrivals were written rewrote every alert of a storm a
 second time (a new version of a wide row, an entry in each of its indexes). Arrivals
-still pending are carried over, and back on the way down. The flag's partial index is
-dropped CONCURRENTLY on PostgreSQL, so intake keeps working while it goes.
+still pending are carried over (and back on the way down).
+
+On PostgreSQL the flag's column and partial index stay in the database for now, the
+column given a default, so processes of the earlier release still running during a
+rolling deploy keep storing alerts (they name the column) and gathering their own flags.
+New code neither reads nor writes them (a new alert's false puts no entry in the partial
+index). A later migration drops both, once no process of the earlier release is left.
+SQLite (one embedded process, no rolling deploy) drops the column now.
 """
 
 import django.db.models.deletion
+import django.db.models.functions.datetime
 from django.db import migrations, models
 
-COPY_FORWARD = (
+COPY_FORWARD = [
     "INSERT INTO incidents_alertarrival (alert_id, incident_id) "
     "SELECT id, incident_id FROM incidents_alert "
-    "WHERE arrival_pending AND incident_id IS NOT NULL"
-)
-COPY_BACK = (
+    "WHERE arrival_pending AND incident_id IS NOT NULL",
+    # Taken over: an earlier-release process gathering meanwhile must not name them again.
+    "UPDATE incidents_alert SET arrival_pending = false WHERE arrival_pending",
+]
+COPY_BACK = [
     "UPDATE incidents_alert SET arrival_pending = true "
-    "WHERE id IN (SELECT alert_id FROM incidents_alertarrival)"
-)
+    "WHERE id IN (SELECT alert_id FROM incidents_alertarrival)",
+]
 PENDING_INDEX = "alert_arrival_pending ON incidents_alert (incident_id) WHERE arrival_pending"
 
 
-def _concurrently(schema_editor) -> str:
-    return " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
+def retire_flag(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            "ALTER TABLE incidents_alert ALTER COLUMN arrival_pending SET DEFAULT false"
+        )
+        return
+    alert = apps.get_model("incidents", "Alert")
+    schema_editor.execute("DROP INDEX IF EXISTS alert_arrival_pending")
+    schema_editor.remove_field(alert, alert._meta.get_field("arrival_pending"))
 
 
-def drop_pending_index(apps, schema_editor):
-    schema_editor.execute(
-        f"DROP INDEX{_concurrently(schema_editor)} IF EXISTS alert_arrival_pending"
-    )
-
-
-def create_pending_index(apps, schema_editor):
-    schema_editor.execute(
-        f"CREATE INDEX{_concurrently(schema_editor)} IF NOT EXISTS {PENDING_INDEX}"
-    )
+def restore_flag(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE incidents_alert ALTER COLUMN arrival_pending DROP DEFAULT")
+        return
+    alert = apps.get_model("incidents", "Alert")
+    schema_editor.add_field(alert, alert._meta.get_field("arrival_pending"))
+    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {PENDING_INDEX}")
 
 
 class Migration(migrations.Migration):
-    atomic = False  # DROP/CREATE INDEX CONCURRENTLY cannot run in a transaction
-
     dependencies = [
         ("incidents", "0016_alert_arrival_pending_index"),
     ]
@@ -68,14 +79,18 @@ class Migration(migrations.Migration):
                         to="incidents.incident",
                     ),
                 ),
+                (
+                    "arrived_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
             ],
         ),
         migrations.RunSQL(COPY_FORWARD, COPY_BACK),
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunPython(drop_pending_index, create_pending_index)],
+            database_operations=[migrations.RunPython(retire_flag, restore_flag)],
             state_operations=[
                 migrations.RemoveIndex(model_name="alert", name="alert_arrival_pending"),
+                migrations.RemoveField(model_name="alert", name="arrival_pending"),
             ],
         ),
-        migrations.RemoveField(model_name="alert", name="arrival_pending"),
     ]

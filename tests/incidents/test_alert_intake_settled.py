@@ -308,7 +308,8 @@ def test_an_arrival_whose_gathering_was_lost_is_written_by_the_sweep():
         dedup_key="fresh",
         title="Disk full on db-3",
         severity="critical",
-        first_seen=timezone.now(),
+        # Firing for an hour, joined just now (its severity rose): it arrived now.
+        first_seen=timezone.now() - timedelta(hours=1),
         last_seen=timezone.now(),
     )
     AlertArrival.objects.create(alert=fresh, incident=incident)
@@ -323,11 +324,32 @@ def test_an_arrival_whose_gathering_was_lost_is_written_by_the_sweep():
         first_seen=timezone.now() - timedelta(minutes=1),
         last_seen=timezone.now() - timedelta(minutes=1),
     )
-    AlertArrival.objects.create(alert=stranded, incident=incident)
+    AlertArrival.objects.create(
+        alert=stranded, incident=incident, arrived_at=timezone.now() - timedelta(minutes=1)
+    )
     assert services.alerts_arrivals_overdue() == 2  # with the fresh one: one entry
     assert services.alerts_arrivals_overdue() == 0
     entry = fired_entries(incident)[-1]
     assert set(entry.data["alerts"]) == {stranded.pk, fresh.pk}
+    assert not AlertArrival.objects.exists()
+
+    # Resolved before its gathering came: still written, never left waiting.
+    late = Alert.objects.create(
+        integration=integration,
+        service=service,
+        incident=incident,
+        dedup_key="late",
+        title="Disk full on db-4",
+        severity="critical",
+        first_seen=timezone.now(),
+        last_seen=timezone.now(),
+    )
+    AlertArrival.objects.create(
+        alert=late, incident=incident, arrived_at=timezone.now() - timedelta(minutes=1)
+    )
+    Incident.objects.filter(pk=incident.pk).update(status="resolved")
+    assert services.alerts_arrivals_overdue() == 1
+    assert fired_entries(incident)[-1].data["alerts"] == [late.pk]
     assert not AlertArrival.objects.exists()
 
 
