@@ -212,7 +212,7 @@ def _claim_burst_script(client):
     return client.register_script(_CLAIM_BURST)
 
 
-def claim_burst(*, key: str, seconds: int) -> tuple[bool, float]:
+def claim_burst(*, key: str, seconds: float) -> tuple[bool, float]:
     """True for the first caller with this key in `seconds`, across every web process
     (SET NX in Redis; cache.add without Redis), and for how many more seconds the claim
     (this one or the one already held) lasts: 0 when unknown. Also True when the store is
@@ -226,3 +226,16 @@ def claim_burst(*, key: str, seconds: int) -> tuple[bool, float]:
     except Exception:
         logger.warning("Claim store unavailable; not gathering", exc_info=True)
         return True, 0.0
+
+
+def extend_burst(*, key: str, seconds: float) -> bool:
+    """Keep a claim taken by claim_burst for `seconds` from now, if it is still held (never
+    recreates one that ended: the next caller of claim_burst is first again). False when
+    it had ended, or the store is down."""
+    try:
+        if getattr(settings, "REDIS_URL", ""):
+            return bool(_script().registered_client.pexpire(key, int(seconds * 1000)))
+        return bool(cache.touch(key, seconds))
+    except Exception:
+        logger.warning("Claim store unavailable; not extending the claim", exc_info=True)
+        return False

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import smtplib
 
-from celery import current_task, shared_task
+from celery import shared_task
 from django.utils import timezone
 
+from config.celery import current_task_queue
 from incidents.statuspages import maintenance, subscriptions
 
 
 def enqueue(task, *args) -> None:
     """Send `task` to the queue the current task came from (workers dedicated to a queue
     keep its follow-ups), or to the default queue outside a task."""
-    request = current_task.request if current_task else None
-    delivery_info = getattr(request, "delivery_info", None) or {}
-    queue = delivery_info.get("routing_key")
-    if queue and not getattr(request, "is_eager", False):
+    queue = current_task_queue()
+    if queue:
         task.apply_async(args, queue=queue)
     else:
         task.delay(*args)

@@ -265,7 +265,89 @@ def test_the_first_joiner_schedules_the_gathering_task(
         with django_capture_on_commit_callbacks(execute=True):
             post(url("pagerduty", token), pd(token, "trigger", key))
     incident = Incident.objects.get()
-    assert calls == [{"args": (incident.pk,), "countdown": 6}]  # once per burst
+    assert calls == [{"args": (incident.pk,), "countdown": 5}]  # once per burst
+
+
+def test_a_gathering_keeps_a_burst_going_while_arrivals_come_then_ends_it(
+    service,  # noqa: F811
+    monkeypatch,
+    settings,
+):
+    """A storm's arrivals are gathered by the scheduled task every few seconds, never
+    inside a request: while it finds arrivals it keeps the burst's claim and comes back;
+    once it finds none, one last gathering follows the claim's end."""
+    from incidents.alerting import ratelimit, routing_tasks, services
+
+    _, token = make_integration(service, "pagerduty")
+    for key in ("a", "b", "c", "d"):
+        post(url("pagerduty", token), pd(token, "trigger", key, summary=key.upper()))
+    incident = Incident.objects.get()
+    assert AlertArrival.objects.count() == 2  # c and d wait
+    calls = []
+    monkeypatch.setattr(
+        routing_tasks.alert_arrivals_note_task, "apply_async", lambda **kw: calls.append(kw)
+    )
+    key = services.arrivals_claim_key(incident.pk)
+    # Shorten what is left of the claim: the gathering puts it back to a whole one.
+    assert ratelimit.extend_burst(key=key, seconds=0.8)
+
+    assert services.alert_arrivals_gather(incident_id=incident.pk) == 2
+    assert calls.pop() == {"args": (incident.pk,), "countdown": services.ARRIVAL_GATHER_SECONDS}
+    first, left = ratelimit.claim_burst(key=key, seconds=1)
+    assert not first  # kept, not ended
+    if settings.REDIS_URL:  # only Redis tells how long a claim has left
+        assert left > services.ARRIVAL_GATHER_SECONDS
+
+    # The storm goes on: the next arrival waits for the next gathering.
+    post(url("pagerduty", token), pd(token, "trigger", "e", summary="E"))
+    assert AlertArrival.objects.filter(alert__dedup_key="e").exists()
+    assert services.alert_arrivals_gather(incident_id=incident.pk) == 1
+    assert calls.pop()["countdown"] == services.ARRIVAL_GATHER_SECONDS
+
+    # Quiet: nothing to gather, so the last gathering is set for just after the claim ends.
+    assert services.alert_arrivals_gather(incident_id=incident.pk) == 0
+    last = calls.pop()
+    assert last["kwargs"] == {"last": True}
+    assert last["countdown"] == services.BURST_CLAIM_LEAD + services.BURST_MARGIN
+    # An arrival in the claim's final moments is left to that last gathering...
+    post(url("pagerduty", token), pd(token, "trigger", "f", summary="F"))
+    assert services.alert_arrivals_gather(incident_id=incident.pk, last=True) == 1
+    assert calls == []  # ...which schedules nothing more
+    named = [
+        pk
+        for data in incident.timeline.filter(data__event="fired").values_list("data", flat=True)
+        for pk in data["alerts"]
+    ]
+    assert sorted(named) == sorted(Alert.objects.values_list("pk", flat=True))
+
+
+def test_a_gathering_that_finds_the_claim_ended_does_not_start_it_again(
+    service,  # noqa: F811
+    monkeypatch,
+):
+    from incidents.alerting import routing_tasks, services
+
+    _, token = make_integration(service, "pagerduty")
+    for key in ("a", "b", "c"):
+        post(url("pagerduty", token), pd(token, "trigger", key))
+    incident = Incident.objects.get()
+    calls = []
+    monkeypatch.setattr(
+        routing_tasks.alert_arrivals_note_task, "apply_async", lambda **kw: calls.append(kw)
+    )
+    _end_burst(incident.pk)  # the worker came late
+    assert services.alert_arrivals_gather(incident_id=incident.pk) == 1
+    assert calls == [
+        {
+            "args": (incident.pk,),
+            "kwargs": {"last": True},
+            "countdown": services.BURST_CLAIM_LEAD + services.BURST_MARGIN,
+        }
+    ]
+    # The next arrival starts a new burst and is written at once.
+    post(url("pagerduty", token), pd(token, "trigger", "d", summary="D"))
+    latest = incident.timeline.filter(data__event="fired").order_by("-pk").first()
+    assert latest.body.endswith("joined this incident: D")
 
 
 def test_the_worker_knows_the_gathering_task():
