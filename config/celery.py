@@ -18,3 +18,11 @@ def current_task_queue() -> str | None:
     if request is None or getattr(request, "is_eager", False):
         return None
     return (getattr(request, "delivery_info", None) or {}).get("routing_key") or None
+
+
+def running_eagerly() -> bool:
+    """Whether the task being run was run in place (CELERY_TASK_ALWAYS_EAGER): countdowns
+    are ignored then, so a task that schedules itself again would run again at once."""
+    from celery import current_task
+
+    return bool(current_task and getattr(current_task.request, "is_eager", False))

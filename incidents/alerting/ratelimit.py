@@ -202,8 +202,12 @@ def integration_rate_count(*, integration_id: int, now: float | None = None) -> 
 
 
 _CLAIM_BURST = """
-if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return {1, tonumber(ARGV[1])} end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then return {1, tonumber(ARGV[1])} end
 return {0, redis.call('PTTL', KEYS[1])}
+"""
+_EXTEND_BURST = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 
 
@@ -212,30 +216,46 @@ def _claim_burst_script(client):
     return client.register_script(_CLAIM_BURST)
 
 
-def claim_burst(*, key: str, seconds: float) -> tuple[bool, float]:
-    """True for the first caller with this key in `seconds`, across every web process
-    (SET NX in Redis; cache.add without Redis), and for how many more seconds the claim
-    (this one or the one already held) lasts: 0 when unknown. Also True when the store is
-    down: the caller then does its work every time, as it would with no gate at all."""
+@lru_cache(maxsize=4)
+def _extend_burst_script(client):
+    return client.register_script(_EXTEND_BURST)
+
+
+@dataclass(frozen=True)
+class Claim:
+    first: bool  # this caller took the claim
+    left: float  # seconds the claim (this one or the one held) lasts; 0 when unknown
+    token: str = ""  # the taker's own, so only it can extend this claim
+    store_down: bool = False
+
+
+def claim_burst(*, key: str, seconds: float) -> Claim:
+    """The first caller with this key in `seconds` takes the claim, across every web
+    process (SET NX in Redis; cache.add without Redis). Also first when the store is down:
+    the caller then does its work every time, as it would with no gate at all."""
+    token = secrets.token_hex(8)
     try:
         if getattr(settings, "REDIS_URL", ""):
             script = _claim_burst_script(_script().registered_client)
-            claimed, left_ms = script(keys=[key], args=[int(seconds * 1000)])
-            return bool(claimed), max(0, int(left_ms)) / 1000
-        return cache.add(key, 1, seconds), 0.0
+            claimed, left_ms = script(keys=[key], args=[int(seconds * 1000), token])
+            return Claim(bool(claimed), max(0, int(left_ms)) / 1000, token if claimed else "")
+        added = cache.add(key, token, seconds)
+        return Claim(added, 0.0, token if added else "")
     except Exception:
         logger.warning("Claim store unavailable; not gathering", exc_info=True)
-        return True, 0.0
+        return Claim(True, 0.0, store_down=True)
 
 
-def extend_burst(*, key: str, seconds: float) -> bool:
-    """Keep a claim taken by claim_burst for `seconds` from now, if it is still held (never
-    recreates one that ended: the next caller of claim_burst is first again). False when
-    it had ended, or the store is down."""
+def extend_burst(*, key: str, token: str, seconds: float) -> bool:
+    """Keep the claim taken with `token` for `seconds` from now, if it is still held. Never
+    recreates one that ended, nor extends another taker's (the next burst's): the next
+    caller of claim_burst is first again. False when it had ended, or the store is down."""
     try:
         if getattr(settings, "REDIS_URL", ""):
-            return bool(_script().registered_client.pexpire(key, int(seconds * 1000)))
-        return bool(cache.touch(key, seconds))
+            script = _extend_burst_script(_script().registered_client)
+            return bool(script(keys=[key], args=[token, int(seconds * 1000)]))
+        # One embedded process without Redis: get-then-touch is race enough.
+        return cache.get(key) == token and bool(cache.touch(key, seconds))
     except Exception:
         logger.warning("Claim store unavailable; not extending the claim", exc_info=True)
         return False

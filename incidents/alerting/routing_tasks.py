@@ -10,11 +10,11 @@ from celery import shared_task
 
 
 @shared_task
-def alert_arrivals_note_task(incident_id: int, last: bool = False) -> int:
+def alert_arrivals_note_task(incident_id: int, token: str = "", last: bool = False) -> int:
     """Gather an incident's pending alert arrivals; idempotent (see alert_arrivals_gather)."""
     from incidents.alerting import services
 
-    return services.alert_arrivals_gather(incident_id=incident_id, last=last)
+    return services.alert_arrivals_gather(incident_id=incident_id, token=token, last=last)
 
 
 @shared_task

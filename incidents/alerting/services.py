@@ -20,7 +20,7 @@ from django.db.models import Exists
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from config.celery import current_task_queue
+from config.celery import current_task_queue, running_eagerly
 from incidents.alerting import prepared, routing_tasks, selectors
 from incidents.alerting.matchers import AlertFacts, all_hold
 from incidents.alerting.parsers import ACKNOWLEDGE, RESOLVE, TRIGGER, AlertEvent
@@ -240,6 +240,9 @@ ARRIVAL_GATHER_SECONDS = 5
 # "first" again and write the whole backlog inside its own request (measured: a request
 # writing 5,000 arrivals every 5 s of a storm, the p99 latency of everyone queued behind).
 BURST_CLAIM_LEAD = 1
+# The last gathering of a burst runs this long after its claim ends: an arrival told "not
+# first" just before the end is committed by then (a slower one is left to the sweep).
+LAST_GATHER_MARGIN = 2
 
 
 def _burst_claim_seconds() -> float:
@@ -253,24 +256,38 @@ def arrivals_claim_key(incident_id: int) -> str:
 
 # Incident id -> until when (time.monotonic()) this process knows its burst of arrivals
 # is claimed, by itself or by another process (Redis said for how long): arrivals until
-# then are pending, and a gathering due before the claim ends (or the last one, just
-# after) takes them. Saves the claim's round trip for all but the first arrival a process
-# sees in each burst. Ends BURST_MARGIN early, so an arrival is committed before that last
-# gathering. A claim is only ever extended, so this never says held when it is not.
+# then are pending, and a gathering due before the claim ends (or the last one, after)
+# takes them. Saves the claim's round trip for all but the first arrival a process sees in
+# each burst. Ends BURST_MARGIN early, so an arrival is committed before that last
+# gathering. Claims are only extended, never cut short, so this says "held" when it is
+# not only if Redis lost the key (a restart): those arrivals are left to the sweep.
 _BURST_HELD: dict[int, float] = {}
 BURST_MARGIN = 0.5
 
 
-def _first_of_burst(incident_id: int) -> bool:
+@dataclass(frozen=True)
+class _Burst:
+    """A burst of arrivals this request started: its claim's token, and when (wall clock,
+    the gathering runs in another process) the claim ends. No token: the claim store is
+    down, every arrival is written at once, and there is nothing to gather."""
+
+    token: str
+    ends: float
+
+
+def _first_of_burst(incident_id: int) -> _Burst | None:
     held = _BURST_HELD.get(incident_id)
     if held is not None and time.monotonic() < held:
-        return False
-    first, left = claim_burst(key=arrivals_claim_key(incident_id), seconds=_burst_claim_seconds())
-    if left > BURST_MARGIN:
+        return None
+    seconds = _burst_claim_seconds()
+    claim = claim_burst(key=arrivals_claim_key(incident_id), seconds=seconds)
+    if claim.left > BURST_MARGIN:
         if len(_BURST_HELD) >= 256:
             _BURST_HELD.clear()
-        _BURST_HELD[incident_id] = time.monotonic() + left - BURST_MARGIN
-    return first
+        _BURST_HELD[incident_id] = time.monotonic() + claim.left - BURST_MARGIN
+    if not claim.first:
+        return None
+    return _Burst(claim.token, time.time() + seconds)
 
 
 class _TimelineBatch:
@@ -285,7 +302,7 @@ class _TimelineBatch:
         self.actor = actor
         self.fired: dict[int, list[tuple[Alert, bool]]] = defaultdict(list)  # (alert, opened)
         self.resolved: dict[int, list[Alert]] = defaultdict(list)
-        self.gather_after: set[int] = set()  # incidents whose burst this request started
+        self.gather_after: dict[int, _Burst] = {}  # the bursts this request started
 
     def flush(self) -> None:
         """Call inside the transaction that changed the alerts. Takes pending arrivals'
@@ -307,9 +324,9 @@ class _TimelineBatch:
                 _record_fired(incident, fired)
             if self.resolved.get(incident_id):
                 _record_resolved(incident, self.resolved[incident_id], actor=self.actor)
-        for incident_id in self.gather_after:
+        for incident_id, burst in self.gather_after.items():
             transaction.on_commit(
-                partial(_schedule_gathering, incident_id),
+                partial(_schedule_first_gathering, incident_id, burst),
                 robust=True,  # broker down: the next burst's first arrival writes them
             )
         self.fired.clear()
@@ -317,32 +334,41 @@ class _TimelineBatch:
         self.gather_after.clear()
 
 
-def _schedule_gathering(incident_id: int, *, last: bool = False) -> None:
-    """The next gathering: ARRIVAL_GATHER_SECONDS on, before the claim ends; the last one
-    of a burst just after the claim has ended, when every arrival it let wait is stored."""
-    when: dict = {"countdown": ARRIVAL_GATHER_SECONDS}
-    if last:
-        when = {"kwargs": {"last": True}, "countdown": BURST_CLAIM_LEAD + BURST_MARGIN}
+def _schedule_gathering(incident_id: int, *, countdown: float, **kwargs) -> None:
     queue = current_task_queue()  # a gathering's follow-up stays on its queue
-    if queue:
-        when["queue"] = queue
-    routing_tasks.alert_arrivals_note_task.apply_async(args=(incident_id,), **when)
+    routing_tasks.alert_arrivals_note_task.apply_async(
+        args=(incident_id,),
+        kwargs=kwargs,
+        countdown=countdown,
+        **({"queue": queue} if queue else {}),
+    )
 
 
-def alert_arrivals_gather(*, incident_id: int, last: bool = False) -> int:
+def _schedule_first_gathering(incident_id: int, burst: _Burst) -> None:
+    """A burst's first gathering, BURST_CLAIM_LEAD before its claim ends (counted from the
+    claim, not from this commit, which may come late)."""
+    if not burst.token:
+        return
+    countdown = max(0.0, burst.ends - BURST_CLAIM_LEAD - time.time())
+    _schedule_gathering(incident_id, countdown=round(countdown, 3), token=burst.token)
+
+
+def alert_arrivals_gather(*, incident_id: int, token: str = "", last: bool = False) -> int:
     """The scheduled gathering (a Celery task): write the incident's pending arrivals as
     one entry; returns how many. While the burst goes on (this found some) it keeps the
-    burst's claim and comes back in ARRIVAL_GATHER_SECONDS, so a storm's arrivals are
-    written here, never inside an intake request. Once it finds none, or the claim has
-    already ended (the worker was late), one last gathering after the claim's end takes
-    the arrivals of its final moments. Idempotent: a second run finds nothing."""
+    burst's claim (only its own, by `token`) and comes back in ARRIVAL_GATHER_SECONDS, so
+    a storm's arrivals are written here, never inside an intake request. Once it finds
+    none, or its claim has ended (the worker was late), one last gathering after the
+    claim's end takes the arrivals of its final moments. Idempotent: a second run finds
+    nothing. Run eagerly (CELERY_TASK_ALWAYS_EAGER: no countdown), it does not chain."""
     named = alert_arrivals_note(incident_id=incident_id)
-    if last:
+    if last or running_eagerly():
         return named
-    if named and extend_burst(key=arrivals_claim_key(incident_id), seconds=_burst_claim_seconds()):
-        _schedule_gathering(incident_id)
+    key = arrivals_claim_key(incident_id)
+    if named and token and extend_burst(key=key, token=token, seconds=_burst_claim_seconds()):
+        _schedule_gathering(incident_id, countdown=ARRIVAL_GATHER_SECONDS, token=token)
     else:
-        _schedule_gathering(incident_id, last=True)
+        _schedule_gathering(incident_id, countdown=BURST_CLAIM_LEAD + LAST_GATHER_MARGIN, last=True)
     return named
 
 
@@ -807,7 +833,8 @@ def _announce_arrival(
     """
     if not revision_marked or connection.in_atomic_block:
         transaction.on_commit(selectors.alerts_revision_forget)
-    if incident_id is None or not _first_of_burst(incident_id):
+    burst = None if incident_id is None else _first_of_burst(incident_id)
+    if burst is None:
         return
     # The row is committed and visible: a gathering still running from the last burst may
     # have named it already. So it is written only if it is still pending when taken here
@@ -819,7 +846,7 @@ def _announce_arrival(
         # retry what is already here (a repeat). Its arrival stays pending for the
         # gathering task below (or the sweep) to write.
         log.exception("Could not write alert %s's arrival now; gathering it", alert_id)
-    transaction.on_commit(partial(_schedule_gathering, incident_id), robust=True)
+    transaction.on_commit(partial(_schedule_first_gathering, incident_id, burst), robust=True)
 
 
 # Older than this and still pending, an arrival's gathering was lost (its process died
@@ -1062,7 +1089,8 @@ def _route(
     alert.incident_id = incident_id
     # The first alert to join in a burst is written now and schedules one entry for the
     # rest; the rest are left pending (no incident lock, no timeline write each).
-    first_of_burst = opened or _first_of_burst(incident_id)
+    burst = None if opened else _first_of_burst(incident_id)
+    first_of_burst = opened or burst is not None
     if not attached:
         Alert.objects.filter(pk=alert.pk).update(incident=incident_id, rule=decision.rule)
         if not first_of_burst:
@@ -1072,7 +1100,7 @@ def _route(
     if first_of_burst:
         batch.fired[incident_id].append((alert, opened))
         if not opened:
-            batch.gather_after.add(incident_id)
+            batch.gather_after[incident_id] = burst
 
 
 def _summary(alert: Alert) -> str:

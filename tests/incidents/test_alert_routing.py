@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -248,71 +249,107 @@ def test_a_burst_of_joining_alerts_is_gathered_into_one_entry(service):  # noqa:
     assert alert_arrivals_note(incident_id=incident.pk) == 0  # nothing twice
 
 
-def test_the_first_joiner_schedules_the_gathering_task(
-    service,  # noqa: F811
-    django_capture_on_commit_callbacks,
-    monkeypatch,
-):
+def _claim_left(key, settings) -> float | None:
+    """Seconds the burst's claim has left (None without Redis, whose cache cannot say)."""
+    from incidents.alerting import ratelimit
+
+    if not settings.REDIS_URL:
+        return None
+    return ratelimit._script().registered_client.pttl(key) / 1000
+
+
+def _shorten_claim(key, seconds, settings) -> None:
+    """What time does to a claim, without waiting for it (the gathering's extension is
+    what is tested, so not through extend_burst)."""
+    from django.core.cache import cache
+
+    from incidents.alerting import ratelimit, services
+
+    services._BURST_HELD.clear()
+    if settings.REDIS_URL:
+        assert ratelimit._script().registered_client.pexpire(key, int(seconds * 1000))
+    else:
+        assert cache.touch(key, seconds)
+
+
+@pytest.fixture
+def scheduled(monkeypatch):
+    """The gatherings scheduled, in order, instead of sent to the broker."""
     from incidents.alerting import routing_tasks
 
-    _, token = make_integration(service, "pagerduty")
-    post(url("pagerduty", token), pd(token, "trigger", "a"))
     calls = []
     monkeypatch.setattr(
         routing_tasks.alert_arrivals_note_task, "apply_async", lambda **kw: calls.append(kw)
     )
+    return calls
+
+
+def test_the_first_joiner_schedules_the_gathering_before_its_claim_ends(
+    service,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    scheduled,
+):
+    from incidents.alerting import services
+
+    _, token = make_integration(service, "pagerduty")
+    post(url("pagerduty", token), pd(token, "trigger", "a"))
     for key in ("b", "c"):
         with django_capture_on_commit_callbacks(execute=True):
             post(url("pagerduty", token), pd(token, "trigger", key))
     incident = Incident.objects.get()
-    assert calls == [{"args": (incident.pk,), "countdown": 5}]  # once per burst
+    assert len(scheduled) == 1  # once per burst
+    (call,) = scheduled
+    assert call["args"] == (incident.pk,) and call["kwargs"]["token"]
+    # A second before the claim (taken by "b") ends, wherever in it "b" committed.
+    claim = services.ARRIVAL_GATHER_SECONDS + services.BURST_CLAIM_LEAD
+    assert claim - services.BURST_CLAIM_LEAD - 1 < call["countdown"] <= claim - 1
 
 
-def test_a_gathering_keeps_a_burst_going_while_arrivals_come_then_ends_it(
+def test_a_gathering_keeps_its_burst_going_while_arrivals_come_then_ends_it(
     service,  # noqa: F811
-    monkeypatch,
+    django_capture_on_commit_callbacks,
+    scheduled,
     settings,
 ):
     """A storm's arrivals are gathered by the scheduled task every few seconds, never
     inside a request: while it finds arrivals it keeps the burst's claim and comes back;
     once it finds none, one last gathering follows the claim's end."""
-    from incidents.alerting import ratelimit, routing_tasks, services
+    from incidents.alerting import services
 
     _, token = make_integration(service, "pagerduty")
-    for key in ("a", "b", "c", "d"):
-        post(url("pagerduty", token), pd(token, "trigger", key, summary=key.upper()))
+    with django_capture_on_commit_callbacks(execute=True):
+        for key in ("a", "b", "c", "d"):
+            post(url("pagerduty", token), pd(token, "trigger", key, summary=key.upper()))
     incident = Incident.objects.get()
     assert AlertArrival.objects.count() == 2  # c and d wait
-    calls = []
-    monkeypatch.setattr(
-        routing_tasks.alert_arrivals_note_task, "apply_async", lambda **kw: calls.append(kw)
-    )
+    claim_token = scheduled.pop()["kwargs"]["token"]
     key = services.arrivals_claim_key(incident.pk)
-    # Shorten what is left of the claim: the gathering puts it back to a whole one.
-    assert ratelimit.extend_burst(key=key, seconds=0.8)
 
-    assert services.alert_arrivals_gather(incident_id=incident.pk) == 2
-    assert calls.pop() == {"args": (incident.pk,), "countdown": services.ARRIVAL_GATHER_SECONDS}
-    first, left = ratelimit.claim_burst(key=key, seconds=1)
-    assert not first  # kept, not ended
-    if settings.REDIS_URL:  # only Redis tells how long a claim has left
-        assert left > services.ARRIVAL_GATHER_SECONDS
-
-    # The storm goes on: the next arrival waits for the next gathering.
+    _shorten_claim(key, 0.3, settings)
+    assert services.alert_arrivals_gather(incident_id=incident.pk, token=claim_token) == 2
+    assert scheduled.pop() == {
+        "args": (incident.pk,),
+        "kwargs": {"token": claim_token},
+        "countdown": services.ARRIVAL_GATHER_SECONDS,
+    }
+    left = _claim_left(key, settings)
+    assert left is None or left > services.ARRIVAL_GATHER_SECONDS
+    time.sleep(0.4)  # the shortened claim would have ended by now
+    services._BURST_HELD.clear()  # this process asks the store again
     post(url("pagerduty", token), pd(token, "trigger", "e", summary="E"))
-    assert AlertArrival.objects.filter(alert__dedup_key="e").exists()
-    assert services.alert_arrivals_gather(incident_id=incident.pk) == 1
-    assert calls.pop()["countdown"] == services.ARRIVAL_GATHER_SECONDS
+    assert AlertArrival.objects.filter(alert__dedup_key="e").exists()  # same burst: waits
 
-    # Quiet: nothing to gather, so the last gathering is set for just after the claim ends.
-    assert services.alert_arrivals_gather(incident_id=incident.pk) == 0
-    last = calls.pop()
+    assert services.alert_arrivals_gather(incident_id=incident.pk, token=claim_token) == 1
+    assert scheduled.pop()["countdown"] == services.ARRIVAL_GATHER_SECONDS
+    # Quiet: nothing to gather, so the last gathering is set for after the claim ends.
+    assert services.alert_arrivals_gather(incident_id=incident.pk, token=claim_token) == 0
+    last = scheduled.pop()
     assert last["kwargs"] == {"last": True}
-    assert last["countdown"] == services.BURST_CLAIM_LEAD + services.BURST_MARGIN
+    assert last["countdown"] > services.BURST_CLAIM_LEAD
     # An arrival in the claim's final moments is left to that last gathering...
     post(url("pagerduty", token), pd(token, "trigger", "f", summary="F"))
     assert services.alert_arrivals_gather(incident_id=incident.pk, last=True) == 1
-    assert calls == []  # ...which schedules nothing more
+    assert scheduled == []  # ...which schedules nothing more
     named = [
         pk
         for data in incident.timeline.filter(data__event="fired").values_list("data", flat=True)
@@ -321,33 +358,40 @@ def test_a_gathering_keeps_a_burst_going_while_arrivals_come_then_ends_it(
     assert sorted(named) == sorted(Alert.objects.values_list("pk", flat=True))
 
 
-def test_a_gathering_that_finds_the_claim_ended_does_not_start_it_again(
+def test_a_late_gathering_neither_restarts_its_claim_nor_keeps_the_next_bursts(
     service,  # noqa: F811
-    monkeypatch,
+    django_capture_on_commit_callbacks,
+    scheduled,
+    settings,
 ):
-    from incidents.alerting import routing_tasks, services
+    from incidents.alerting import services
 
     _, token = make_integration(service, "pagerduty")
-    for key in ("a", "b", "c"):
-        post(url("pagerduty", token), pd(token, "trigger", key))
+    with django_capture_on_commit_callbacks(execute=True):
+        for key in ("a", "b", "c"):
+            post(url("pagerduty", token), pd(token, "trigger", key))
     incident = Incident.objects.get()
-    calls = []
-    monkeypatch.setattr(
-        routing_tasks.alert_arrivals_note_task, "apply_async", lambda **kw: calls.append(kw)
-    )
-    _end_burst(incident.pk)  # the worker came late
-    assert services.alert_arrivals_gather(incident_id=incident.pk) == 1
-    assert calls == [
-        {
-            "args": (incident.pk,),
-            "kwargs": {"last": True},
-            "countdown": services.BURST_CLAIM_LEAD + services.BURST_MARGIN,
-        }
-    ]
-    # The next arrival starts a new burst and is written at once.
-    post(url("pagerduty", token), pd(token, "trigger", "d", summary="D"))
+    first_token = scheduled.pop()["kwargs"]["token"]
+    key = services.arrivals_claim_key(incident.pk)
+    _end_burst(incident.pk)  # the worker came late: the claim has ended
+    assert services.alert_arrivals_gather(incident_id=incident.pk, token=first_token) == 1
+    assert scheduled.pop()["kwargs"] == {"last": True}
+    assert _claim_left(key, settings) in (None, -2.0 / 1000)  # not taken again
+
+    # The next arrival starts a new burst (written at once), with a claim of its own...
+    with django_capture_on_commit_callbacks(execute=True):
+        post(url("pagerduty", token), pd(token, "trigger", "d", summary="D"))
+        post(url("pagerduty", token), pd(token, "trigger", "e", summary="E"))
     latest = incident.timeline.filter(data__event="fired").order_by("-pk").first()
     assert latest.body.endswith("joined this incident: D")
+    second_token = scheduled.pop()["kwargs"]["token"]
+    assert second_token != first_token
+    # ...which a gathering of the old burst, finding "e", does not keep alive.
+    _shorten_claim(key, 0.3, settings)
+    assert services.alert_arrivals_gather(incident_id=incident.pk, token=first_token) == 1
+    assert scheduled.pop()["kwargs"] == {"last": True}
+    left = _claim_left(key, settings)
+    assert left is None or left <= 0.3
 
 
 def test_the_worker_knows_the_gathering_task():
