@@ -489,14 +489,21 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["status", "-last_seen"], name="alert_status_last_seen"),
             models.Index(fields=["service", "-last_seen"], name="alert_service_last_seen"),
-            # Grouping by time window: the newest alert of this service routed by this rule
-            # (or by none) that is in an incident, found without sorting however many alerts
-            # the service has and without reading those in none (a flood of recorded-only
-            # warnings made every paging alert's lookup read all of them).
+            # Grouping by time window: the newest alert of this service routed by this rule,
+            # or by none, that is in an incident, walked to newest first without sorting
+            # however many alerts the service has and without reading those in none (a
+            # flood of recorded-only warnings made every paging alert's lookup read all of
+            # them). One index for each shape, so each lookup's order is its index's order
+            # whatever the planner's statistics say (see alerting.services._join_sql).
+            models.Index(
+                fields=["service", "-last_seen"],
+                condition=Q(incident__isnull=False, rule__isnull=True),
+                name="alert_service_default_incident",
+            ),
             models.Index(
                 fields=["service", "rule", "-last_seen"],
-                condition=Q(incident__isnull=False),
-                name="alert_service_rule_incident",
+                condition=Q(incident__isnull=False, rule__isnull=False),
+                name="alert_service_ruled_incident",
             ),
             # For deleting a rule or a user (SET NULL): most alerts have neither.
             models.Index(fields=["rule"], condition=Q(rule__isnull=False), name="alert_rule"),

@@ -373,3 +373,57 @@ def test_a_poll_between_the_rate_check_and_the_insert_does_not_hide_the_alert():
     with CaptureQueriesContext(connection) as queries:
         selectors.alerts_revision()
     assert len(queries.captured_queries) == 0
+
+
+@pytest.mark.django_db
+def test_a_storm_planned_on_statistics_from_before_it_still_reads_one_alert_per_lookup():
+    """Statistics taken while hardly any alert was in an incident (a new install, or
+    before autovacuum's next analyse) and a cached generic plan, as intake's prepared
+    statement has: the window lookup still walks newest first and stops at once, instead
+    of hashing every alert of the storm and sorting them for each new one."""
+    service = make_service("Checkout")
+    integration, token = integration_create(service=service, kind="pagerduty")
+    send(token, "page", severity="error")  # opens the incident
+    incident = Incident.objects.get()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE incidents_alert")
+    now = timezone.now()
+    Alert.objects.bulk_create(
+        Alert(
+            integration=integration,
+            service=service,
+            incident=incident,
+            dedup_key=f"storm-{n}",
+            title="Checkout 5xx",
+            severity="error",
+            first_seen=now,
+            last_seen=now - timedelta(milliseconds=n),
+        )
+        for n in range(2000)
+    )
+    lookup = services._JOIN_WINDOW_DEFAULT
+    for n in range(1, lookup.count("%s") + 1):
+        lookup = lookup.replace("%s", f"${n}", 1)
+    since = connection.ops.adapt_datetimefield_value(now - timedelta(minutes=10))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE window_lookup AS {lookup}")
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE window_lookup(%s, %s, %s)",
+            [service.pk, since, 0],
+        )
+        plan = cursor.fetchone()[0]
+        cursor.execute("DEALLOCATE window_lookup")
+    plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
+
+    def scans(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    alert_scans = [n for n in scans(plan) if n.get("Relation Name") == "incidents_alert"]
+    read = sum(
+        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
+        for n in alert_scans
+    )
+    assert alert_scans and read <= 2, json.dumps(plan, indent=1)
