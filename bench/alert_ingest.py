@@ -167,27 +167,30 @@ def _settle() -> None:
         print(f"(no VACUUM and CHECKPOINT between runs: {error})")
 
 
-HISTORY_ALERTS = 100_000
+HISTORY_SERVICES = 50
+HISTORY_ALERTS = 2_000  # a service
 
 
 def _forget_earlier_runs(team) -> None:
     """Every run starts from the same database, whatever ran before: earlier runs' alerts
     and incidents are deleted (the bare INSERT's table is emptied each run; the alert table
     had grown by some 30,000 rows a run, to 277,000 rows and 226 MB), over a fixed history
-    of HISTORY_ALERTS resolved alerts, as a Firebreak that has been in use holds. Not an
-    empty table: analysed empty, PostgreSQL plans its lookups as scans of a table of a few
-    rows, and this machine's server (autovacuum off) never analyses it again as it grows.
+    of resolved alerts on HISTORY_SERVICES services, as a Firebreak in use holds. Not an
+    empty table: analysed empty, PostgreSQL plans its lookups for a table of a few rows,
+    and this machine's server (autovacuum off) never analyses it again as it grows.
     Alerts go by SQL: the ORM would load each one to unlink it from its incident."""
     from django.db import connection
 
     from incidents.alerting.services import integration_create
     from incidents.models import Alert, AlertArrival, Incident, Service
 
-    history, created = Service.objects.get_or_create(
-        slug="bench-history", defaults={"name": "Bench history", "team": team}
+    history = list(
+        Service.objects.filter(team=team, slug__startswith="bench-history-").values_list(
+            "pk", flat=True
+        )
     )
     runs = list(
-        Service.objects.filter(team=team).exclude(pk=history.pk).values_list("pk", flat=True)
+        Service.objects.filter(team=team).exclude(pk__in=history).values_list("pk", flat=True)
     )
     with connection.cursor() as cursor:
         if runs:
@@ -197,8 +200,11 @@ def _forget_earlier_runs(team) -> None:
                 [runs],
             )
             cursor.execute(f"DELETE FROM {Alert._meta.db_table} WHERE service_id = ANY(%s)", [runs])
-        if created:
-            integration, _ = integration_create(service=history, kind="pagerduty")
+        for n in range(len(history), HISTORY_SERVICES):
+            service = Service.objects.create(
+                name=f"Bench history {n}", slug=f"bench-history-{n}", team=team
+            )
+            integration, _ = integration_create(service=service, kind="pagerduty")
             cursor.execute(
                 f"INSERT INTO {Alert._meta.db_table} (integration_id, service_id, dedup_key, "
                 "group_key, status, title, severity, source, labels, annotations, payload, "
@@ -207,7 +213,7 @@ def _forget_earlier_runs(team) -> None:
                 "'bench', '{}', '{}', '{}', now() - n * interval '1 minute', "
                 "now() - n * interval '1 minute', 1, now() - n * interval '1 minute', false "
                 "FROM generate_series(1, %s) n",
-                [integration.pk, history.pk, HISTORY_ALERTS],
+                [integration.pk, service.pk, HISTORY_ALERTS],
             )
     Incident.objects.filter(services__in=runs).delete()
     Service.objects.filter(pk__in=runs).delete()
