@@ -1135,19 +1135,17 @@ def _join_sql(where: str, order: str = "a.last_seen DESC") -> str:
 _JOIN_SAME_GROUP = _join_sql(
     "a.integration_id = %s AND a.group_key = %s AND NOT (a.status = 'resolved')"
 )
-# On PostgreSQL by the (integration, md5(group_key), -last_seen) index of open grouped
-# alerts (migration 0015): newest first, stopping at the first in an open incident. By
-# (integration, -last_seen) alone the planner, its row counts stale in a storm, chose to
-# read and sort every open alert of the group's incident for each new one.
-_JOIN_SAME_GROUP_PG = _join_sql(
-    "a.integration_id = %s AND md5(a.group_key) = md5(%s::text) AND a.group_key = %s "
-    "AND NOT (a.status = 'resolved') AND a.group_key <> ''"
-)
+# On PostgreSQL the same lookup in a function (migration 0019) that walks the
+# (integration, md5(group_key), -last_seen) index of open grouped alerts newest first and
+# stops at the first in an open incident: planned with sorting and bitmap scans off, as
+# on statistics that lagged behind a storm the planner otherwise read and sorted every
+# open alert of the group for each new one.
+_JOIN_SAME_GROUP_PG = "SELECT firebreak_alert_group_incident(%s, %s, %s)"
 
 
 def _same_group_lookup(integration_id: int, group_key: str, exclude: int) -> tuple[str, list]:
     if connection.vendor == "postgresql":
-        return _JOIN_SAME_GROUP_PG, [integration_id, group_key, group_key, exclude]
+        return _JOIN_SAME_GROUP_PG, [integration_id, group_key, exclude]
     return _JOIN_SAME_GROUP, [integration_id, group_key, exclude]
 
 

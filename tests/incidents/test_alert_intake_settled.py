@@ -226,15 +226,43 @@ def test_a_flood_of_recorded_warnings_is_not_read_by_the_next_paging_alerts_look
     assert Alert.objects.get(dedup_key="another").incident_id is not None
 
 
+def _alert_rows_read(cursor) -> int:
+    """Alert rows this transaction has read so far, by index or by scan."""
+    cursor.execute(
+        "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
+        "FROM pg_stat_xact_user_tables WHERE relname = 'incidents_alert'"
+    )
+    return cursor.fetchone()[0]
+
+
 @pytest.mark.django_db
-def test_a_storm_in_one_alertmanager_group_joins_its_incident_reading_one_alert():
+@pytest.mark.parametrize("analysed", ["before the storm", "never"])
+def test_a_storm_in_one_alertmanager_group_joins_its_incident_reading_one_alert(analysed):
     """Each new alert of a group looks for the group's newest alert in an open incident:
-    with two thousand of them open, it reads one (not all of them, sorted, as it did when
-    the planner's row counts lagged behind a storm)."""
+    with two thousand of them open, it reads one, whether or not the statistics were
+    taken before the storm (it read all of them, sorted, when the planner's row counts
+    lagged behind a storm)."""
     service = make_service("Search")
     integration, _ = integration_create(service=service, kind="alertmanager")
     group = '{}:{alertname="IndexLag"}'
     incident = make_incident(declared_by=make_user("ada"), title="Index lag", services_=[service])
+    if analysed == "before the storm":
+        # What a Firebreak in use holds: other integrations' past alerts, none of this one.
+        past, _ = integration_create(service=make_service("Checkout"), kind="pagerduty")
+        Alert.objects.bulk_create(
+            Alert(
+                integration=past,
+                service=past.service,
+                dedup_key=f"past-{n}",
+                title="Past",
+                status="resolved",
+                first_seen=timezone.now(),
+                last_seen=timezone.now(),
+            )
+            for n in range(3000)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE incidents_alert")
     now = timezone.now()
     Alert.objects.bulk_create(
         Alert(
@@ -252,22 +280,12 @@ def test_a_storm_in_one_alertmanager_group_joins_its_incident_reading_one_alert(
     )
     sql, params = services._same_group_lookup(integration.pk, group, 0)
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
-
-    def scans(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from scans(child)
-
-    read = sum(
-        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
-        for n in scans(plan)
-        if n.get("Relation Name") == "incidents_alert"
-    )
-    assert read <= 2, plan
-    assert services._first_value(sql, params) == incident.pk
+        before = _alert_rows_read(cursor)
+        for _ in range(7):  # past the point where a cached plan may turn generic
+            cursor.execute(sql, params)
+            assert cursor.fetchone()[0] == incident.pk
+        read = _alert_rows_read(cursor) - before
+    assert read <= 7, read
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
