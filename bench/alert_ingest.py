@@ -131,6 +131,8 @@ def _wrk(port: int, path: str, *, senders: int, duration: float, env: dict) -> d
     lat = {}
     for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)$", out, re.M):
         lat[pct] = _wrk_ms(value, unit)
+    if "50" not in lat or "99" not in lat:
+        raise RuntimeError(f"wrk printed no latency distribution for {path}:\n{out}")
     counted = re.search(r"ACCEPTED (\d+) RESPONSES (\d+)", out)
     accepted, responses = int(counted.group(1)), int(counted.group(2))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
