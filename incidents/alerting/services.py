@@ -1111,7 +1111,7 @@ def _summary(alert: Alert) -> str:
     return "\n\n".join(lines)
 
 
-def _join_sql(where: str, order: str = "a.last_seen DESC") -> str:
+def _join_sql(where: str) -> str:
     """The newest alert matching `where` whose incident is open: its incident's id.
 
     Raw and composed once, because every new alert that may page runs it (composing it
@@ -1128,7 +1128,7 @@ def _join_sql(where: str, order: str = "a.last_seen DESC") -> str:
         # walked newest first and the walk stops at the first alert of an open incident.
         f"(SELECT i.status FROM {Incident._meta.db_table} i WHERE i.id = a.incident_id) "
         f"IN ({statuses}) "
-        f"ORDER BY {order} LIMIT 1"
+        "ORDER BY a.last_seen DESC LIMIT 1"
     )
 
 

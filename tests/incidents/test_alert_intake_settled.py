@@ -181,6 +181,22 @@ def test_the_intake_statement_is_prepared_once_per_connection(settings):
     assert TimelineEntry.objects.filter(data__event="fired").exists()
 
 
+def _alert_rows_in_plan(plan: dict) -> tuple[list[dict], int]:
+    """An EXPLAIN ANALYZE plan's scans of the alert table, and the alert rows they read."""
+
+    def scans(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    alert_scans = [n for n in scans(plan) if n.get("Relation Name") == "incidents_alert"]
+    read = sum(
+        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
+        for n in alert_scans
+    )
+    return alert_scans, read
+
+
 @pytest.mark.django_db
 def test_a_flood_of_recorded_warnings_is_not_read_by_the_next_paging_alerts_lookup():
     """The window lookup that finds an incident to join reads alerts in an incident only:
@@ -210,17 +226,7 @@ def test_a_flood_of_recorded_warnings_is_not_read_by_the_next_paging_alerts_look
         )
         plan = cursor.fetchone()[0]
     plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
-
-    def scans(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from scans(child)
-
-    alert_scans = [n for n in scans(plan) if n.get("Relation Name") == "incidents_alert"]
-    read = sum(
-        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
-        for n in alert_scans
-    )
+    alert_scans, read = _alert_rows_in_plan(plan)
     assert alert_scans and read <= 2, alert_scans
     assert send(token, "another", severity="error").status_code == 202
     assert Alert.objects.get(dedup_key="another").incident_id is not None
@@ -433,15 +439,5 @@ def test_a_storm_planned_on_statistics_from_before_it_still_reads_one_alert_per_
         plan = cursor.fetchone()[0]
         cursor.execute("DEALLOCATE window_lookup")
     plan = plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"]
-
-    def scans(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from scans(child)
-
-    alert_scans = [n for n in scans(plan) if n.get("Relation Name") == "incidents_alert"]
-    read = sum(
-        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
-        for n in alert_scans
-    )
+    alert_scans, read = _alert_rows_in_plan(plan)
     assert alert_scans and read <= 2, json.dumps(plan, indent=1)
