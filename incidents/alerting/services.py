@@ -573,10 +573,21 @@ def _count_repeat(integration: Integration, event: AlertEvent, now) -> bool:
     when = "%s::timestamptz" if postgres else "%s"
     # The stored row is named by its table (SQLite's RETURNING refuses an alias).
     sets = _repeat_sets(event, postgres=postgres, new="n", old=table)
+    # A statement of its own (no transaction around it, see alerts_ingest) commits without
+    # waiting for its WAL to reach the disk. A storm's repeats all update one row, each
+    # holding its lock until its commit: waiting for the flush inside that lock made the
+    # storm as slow as the disk. What a crash of PostgreSQL could lose is the last
+    # fraction of a second of counting (times_seen, last_seen, the latest payload) of an
+    # alert that is itself stored; a new alert's INSERT still commits durably.
+    unhurried = (
+        ", set_config('synchronous_commit', 'off', true) AS unhurried"
+        if postgres and not connection.in_atomic_block
+        else ""
+    )
     sql = (
         f"UPDATE {table} SET {', '.join(sets)} "
         f"FROM (SELECT {as_json} AS payload, {when} AS last_seen, %s AS title, "
-        f"{as_json} AS labels, {as_json} AS annotations) n "
+        f"{as_json} AS labels, {as_json} AS annotations{unhurried}) n "
         f"WHERE {table}.integration_id = %s AND {table}.dedup_key = %s "
         f"AND NOT ({table}.status = 'resolved') AND ({table}.incident_id IS NOT NULL OR "
         f"{_SEVERITY_RANK_SQL.format(col=f'{table}.severity')} "

@@ -155,6 +155,31 @@ def test_a_repeat_is_counted_on_the_settled_path_and_a_rising_one_is_not():
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_storms_repeats_commit_without_waiting_for_the_disk_and_alerts_still_do():
+    """A repeat's count commits asynchronously (a storm's repeats queue on one row's lock
+    for as long as each commit takes); the setting is its own statement's, so the next
+    new alert on the same connection commits durably again."""
+    service = make_service("Checkout")
+    _, token = integration_create(service=service, kind="pagerduty")
+    for _ in range(3):
+        assert send(token, "cpu", severity="critical").status_code == 202
+    assert Alert.objects.get().times_seen == 3
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s "
+            "AND statement LIKE %s",
+            ["UPDATE incidents_alert SET times_seen%", "%set_config('synchronous_commit'%"],
+        )
+        assert cursor.fetchone()[0] == 1  # the repeats went by the unhurried statement
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    assert send(token, "disk", severity="critical").status_code == 202
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_intake_statement_is_prepared_once_per_connection(settings):
     service = make_service("Checkout")
     _, token = integration_create(service=service, kind="pagerduty")
