@@ -216,11 +216,13 @@ def _fresh_cache(settings):
     else:
         cache.clear()
     from incidents.alerting import services as alerting
+    from incidents.alerting.ratelimit import leases_forget
 
-    # What alert intake keeps in this process: claims, token rows, recent triggers.
+    # What alert intake keeps in this process: claims, token rows, recent triggers, leases.
     alerting._BURST_HELD.clear()
     alerting._TOKEN_ROWS.clear()
     alerting._RECENT_TRIGGERS.clear()
+    leases_forget()
     yield
 
 

@@ -33,6 +33,7 @@ from incidents.alerting.ratelimit import (
     integrations_cacheable,
     integrations_generation,
     integrations_generation_bump,
+    leases_forget,
 )
 from incidents.models import (
     OPEN_STATUSES,
@@ -138,8 +139,9 @@ def _integration_from_row(wanted: str, row: tuple) -> Integration | None:
 # Token hash -> (when kept, the integrations' generation read before the row, the row).
 # An entry is good only while the generation the request's rate check reads is the one it
 # was kept under: any change to any integration (rotation, deletion, edit) bumps it, so a
-# rotated token stops working at once in every process. Entries also age out, in case a
-# bump was lost while Redis was down.
+# rotated token stops working at once in the process that rotated it and within a lease
+# (ratelimit.LEASE_SECONDS, a fifth of a second) in every other. Entries also age out, in
+# case a bump was lost while Redis was down.
 _TOKEN_ROWS: dict[str, tuple[float, str, tuple]] = {}
 TOKEN_ROWS_KEPT = 256
 TOKEN_ROW_SECONDS = 30
@@ -150,7 +152,9 @@ def integration_admit(token: str, *, kind: str) -> tuple[Integration | None, Ver
     (None, None) for no such integration (nothing counted).
 
     With the rate limit in Redis, a token seen lately in this process costs no SELECT:
-    the rate check's round trip also reads the generation that says the row is current.
+    the round trip that took the rate limit's lease also read the generation that says the
+    row is current (at most ratelimit.LEASE_SECONDS ago; at once after a change made by
+    this process).
     """
     wanted = token_hash(token)
     if not integrations_cacheable():
@@ -187,8 +191,15 @@ def integration_admit(token: str, *, kind: str) -> tuple[Integration | None, Ver
 def _integration_changed(sender, **kwargs) -> None:
     # Now (this process, and any request that reads between here and the commit keeps
     # what it read under a generation that the commit's bump ends) and after the commit.
+    _integrations_changed_now()
+    transaction.on_commit(_integrations_changed_now, robust=True)
+
+
+def _integrations_changed_now() -> None:
+    # This process's leases carry the generation they read: dropped, so it stops at once;
+    # other processes' leases end within ratelimit.LEASE_SECONDS.
+    leases_forget()
     integrations_generation_bump()
-    transaction.on_commit(integrations_generation_bump, robust=True)
 
 
 post_save.connect(_integration_changed, sender=Integration, dispatch_uid="integration-generation")

@@ -3,6 +3,8 @@ expects, nothing written when refused, and open when its store is down."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
@@ -135,3 +137,111 @@ def test_the_window_turns_over():
     assert [v.allowed for v in verdicts] == [True, True, True, False]
     assert verdicts[-1].retry_after == 60
     assert ratelimit.integration_rate_check(integration_id=987654, now=at + 61).allowed
+
+
+# --- Leases: a process takes several requests' worth of the count at once (Redis only) ---
+
+needs_redis = pytest.mark.skipif(
+    not django_settings.REDIS_URL, reason="leases are taken from Redis only"
+)
+
+
+@pytest.fixture
+def redis_asked(monkeypatch):
+    """How many times intake asked Redis for its count (the real scripts still run)."""
+    asked = []
+    real = ratelimit._reading_script
+
+    def counted(client, marking):
+        script = real(client, marking)
+
+        def call(**kwargs):
+            asked.append(kwargs["args"][2])  # the units asked for
+            return script(**kwargs)
+
+        return call
+
+    monkeypatch.setattr(ratelimit, "_reading_script", counted)
+    return asked
+
+
+@needs_redis
+def test_a_steady_sender_asks_redis_once_a_lease_not_once_a_request(
+    service,  # noqa: F811
+    settings,
+    redis_asked,
+):
+    import redis
+
+    settings.ALERT_RATE_LIMIT_PER_MINUTE = 600  # a lease holds at most 10
+    integration, token = make_integration(service, "pagerduty")
+    codes = [
+        post(url("pagerduty", token), pd(token, "trigger", f"k{n}", severity="info")).status_code
+        for n in range(40)
+    ]
+    assert codes == [202] * 40 and Alert.objects.count() == 40
+    assert len(redis_asked) <= 12, redis_asked  # 1, 2, 4, 8, 10, 10...: not 40
+    assert max(redis_asked) == 10
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    (key,) = client.scan_iter(f"{ratelimit.KEY_PREFIX}:{integration.pk}:*")
+    # Every request is counted; at most the last lease's unspent units more.
+    assert 40 <= int(client.get(key)) <= 50
+
+
+@needs_redis
+def test_leases_of_two_processes_never_grant_past_the_limit(settings, monkeypatch):
+    settings.ALERT_RATE_LIMIT_PER_MINUTE = 120  # a lease holds at most 2
+    at = 1_700_000_000.0 - (1_700_000_000.0 % 60) + 5  # one window throughout
+    first, second = {}, {}  # each web process's own leases
+
+    def check(leases):
+        monkeypatch.setattr(ratelimit, "_LEASES", leases)
+        return ratelimit.integration_rate_check_reading(integration_id=424242, now=at)[0]
+
+    verdicts = [check(first if n % 2 else second) for n in range(150)]
+    allowed = [v.allowed for v in verdicts]
+    assert allowed.count(True) == 120  # not one more, and no unit left unspent here
+    assert allowed[-20:] == [False] * 20
+    assert {v.retry_after for v in verdicts if not v.allowed} == {56}  # the window's end
+
+
+@needs_redis
+def test_a_token_rotated_by_another_process_stops_working_within_a_lease(
+    service,  # noqa: F811
+    settings,
+):
+    import time
+
+    from incidents.alerting.services import token_hash
+
+    settings.ALERT_RATE_LIMIT_PER_MINUTE = 6000
+    integration, old = make_integration(service, "pagerduty")
+    for n in range(5):  # this process keeps the row and holds a lease
+        assert post(url("pagerduty", old), pd(old, "trigger", f"k{n}")).status_code == 202
+    # Another web process rotates: its save changes the row and the shared generation,
+    # and leaves this process's memory alone.
+    type(integration).objects.filter(pk=integration.pk).update(token_hash=token_hash("new"))
+    ratelimit.integrations_generation_bump()
+    time.sleep(ratelimit.LEASE_SECONDS)
+    assert post(url("pagerduty", old), pd(old, "trigger", "after")).status_code == 404
+    assert not Alert.objects.filter(dedup_key="after").exists()
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_alert_stored_on_a_lease_still_shows_on_the_next_poll(service, settings):  # noqa: F811
+    """A request that spends a lease asks Redis nothing, so the lease's mark must cover
+    it: a revision computed between its rate check and its INSERT is not kept."""
+    from incidents.alerting import selectors, services
+    from incidents.alerting.parsers import parse_pagerduty
+
+    settings.ALERT_RATE_LIMIT_PER_MINUTE = 6000
+    integration, token = make_integration(service, "pagerduty")
+    for _ in range(2):  # a lease of 1, then one of 2
+        ratelimit.integration_rate_check_reading(integration_id=integration.pk)
+    verdict, _ = ratelimit.integration_rate_check_reading(integration_id=integration.pk)
+    assert verdict.allowed and verdict.marked  # spent from the lease
+    before = selectors.alerts_revision()  # a poll lands here, before the INSERT
+    event = parse_pagerduty(json.dumps(pd(token, "trigger", "w", severity="info")).encode())[0]
+    services._ingest_settled(integration, event, revision_marked=True)
+    assert selectors.alerts_revision() != before
