@@ -130,6 +130,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Alert intake's per-alert statement goes as a prepared statement (incidents/alerting/
 # prepared.py). 0 for a pooler in transaction mode that cannot follow them.
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+# ...and keep one generic plan each (config/postgresql). A session setting: 0 behind a pooler
+# in transaction mode, which should set plan_cache_mode on the role instead.
+DB_GENERIC_PLANS = env_bool("DB_GENERIC_PLANS", DB_PREPARED_STATEMENTS)
 
 # --- Cache and broker -----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

@@ -13,8 +13,9 @@ per connection. PostgreSQL's own choice between a generic plan and planning agai
 execution's values is a cost guess: for the Alertmanager intake statement it chose to plan
 again every time, and planning was two fifths of that statement's server time. Those
 statements are written to have one good plan whatever the values (their lookups walk an
-index in its own order), so the guess is not made. Nothing else here prepares statements
-(the ORM sends its values inline), so no other query is affected.
+index in its own order), so the guess is not made. The ORM sends its values inline and
+prepares nothing, so the other statements this affects are those inside PL/pgSQL functions
+(the Alertmanager group lookup of migration 0019, written for one plan too).
 """
 
 import select
@@ -27,10 +28,10 @@ from psycopg import pq
 class DatabaseWrapper(base.DatabaseWrapper):
     def _configure_connection(self, connection):
         commit = super()._configure_connection(connection)
-        if settings.DB_PREPARED_STATEMENTS:
-            # Once per connection, in the round trips of its setup; not through a pooler
-            # in transaction mode (DB_PREPARED_STATEMENTS off), where a session setting
-            # would leak to other clients.
+        if settings.DB_GENERIC_PLANS:
+            # Once per connection, in the round trips of its setup. Not through a pooler in
+            # transaction mode (DB_GENERIC_PLANS off): a session setting would land on the
+            # server connection lent for this one transaction, not on this client's.
             connection.execute("SET plan_cache_mode = force_generic_plan")
             commit = True
         return commit

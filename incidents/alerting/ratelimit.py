@@ -44,10 +44,15 @@ return n
 # not trust a revision computed from now until shortly after (selectors.alerts_revision).
 # Marked in the rate check's own round trip, with Redis's clock, so storing the alert
 # needs no second one to drop the revision.
-_MARK_DIRTY = """
+# The mark only moves forward: a lease marks up to its end, and a plain check made meanwhile
+# must not pull that back.
+_RAISE_DIRTY = """
 local t = redis.call('TIME')
-redis.call('SET', KEYS[#KEYS], t[1] * 1000 + math.floor(t[2] / 1000), 'EX', 60)
+local mark = t[1] * 1000 + math.floor(t[2] / 1000) + {ahead}
+local kept = tonumber(redis.call('GET', KEYS[#KEYS]) or '0') or 0
+if mark > kept then redis.call('SET', KEYS[#KEYS], mark, 'EX', 60) end
 """
+_MARK_DIRTY = _RAISE_DIRTY.format(ahead="0")
 
 
 @dataclass(frozen=True)
@@ -121,17 +126,14 @@ def integration_rate_check(*, integration_id: int, now: float | None = None) -> 
     return Verdict(False, retry_after=retry, marked=marked)
 
 
-# Takes a lease: ARGV[3] units of the window's count, marking the alerts page dirty until
-# the lease ends (ARGV[4] ms from now), and reads the integrations' generation.
-_LEASE_MARK_DIRTY = """
-local t = redis.call('TIME')
-redis.call('SET', KEYS[#KEYS], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[4]),
-           'EX', 60)
-"""
+# Takes a lease: ARGV[3] more units of the window's count (fewer, or none, when the last
+# lease's unspent units are given back with it), marks the alerts page dirty until the
+# lease ends (ARGV[4] ms from now), and reads the integrations' generation.
+_LEASE_MARK_DIRTY = _RAISE_DIRTY.format(ahead="tonumber(ARGV[4])")
 _INCREMENT_READING = (
     _LEASE_MARK_DIRTY
     + """local n = redis.call('INCRBY', KEYS[1], ARGV[3])
-if n == tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local g = redis.call('GET', KEYS[2])
 if not g then
   g = ARGV[2]
@@ -147,6 +149,7 @@ _INCREMENT_READING_UNMARKED = _INCREMENT_READING.replace(_LEASE_MARK_DIRTY, "", 
 
 LEASE_SECONDS = 0.2  # also how long a token rotated by another process may still work
 LEASE_MOST = 64
+_clock = time.monotonic  # a lease's life (tests set their own clock)
 
 
 @dataclass
@@ -154,13 +157,14 @@ class _Lease:
     window: int
     size: int  # units granted
     left: int
-    until: float  # time.monotonic()
+    until: float  # _clock()
     generation: str | None
     marked: bool
 
 
 _LEASES: dict[int, _Lease] = {}  # by integration id
 _LEASES_LOCK = threading.Lock()  # runserver serves requests on threads
+_LEASES_EPOCH = [0]  # bumped when leases are forgotten: one taken across that is not kept
 
 
 def leases_forget() -> None:
@@ -168,15 +172,17 @@ def leases_forget() -> None:
     reads the integrations' generation) again."""
     with _LEASES_LOCK:
         _LEASES.clear()
+        _LEASES_EPOCH[0] += 1
 
 
-def _lease_size(previous: _Lease | None, limit: int) -> int:
-    """Double a lease that ran out before it ended, else what the last one used; never
-    more than a sixtieth of the limit (a second's worth), so small limits stay exact."""
+def _lease_size(previous: _Lease | None, limit: int, at: float) -> int:
+    """Double a lease that ran out while it still had time to run, else take what the
+    last one spent; never more than a sixtieth of the limit (a second's worth), so small
+    limits stay exact."""
     most = max(1, min(LEASE_MOST, limit // 60))
     if previous is None:
         return 1
-    if previous.left == 0:
+    if previous.left == 0 and at < previous.until:
         return min(most, previous.size * 2)
     return max(1, min(most, previous.size - previous.left))
 
@@ -202,20 +208,31 @@ def integration_rate_check_reading(
     limit = settings.ALERT_RATE_LIMIT_PER_MINUTE
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
-    started = time.monotonic()
+    started = _clock()
     with _LEASES_LOCK:
         lease = _LEASES.get(integration_id)
         if lease and lease.left and lease.window == window and started < lease.until:
             lease.left -= 1
             return Verdict(True, marked=lease.marked), lease.generation
-        size = _lease_size(lease, limit)
+        size = _lease_size(lease, limit, started)
+        # An ended lease's unspent units of this window go back with the next round trip,
+        # so a sender under the limit is never refused for units it did not use.
+        unspent = lease.left if lease and lease.window == window else 0
+        if lease:
+            lease.left = 0  # given back (or lost with the window): spent by no one
+        epoch = _LEASES_EPOCH[0]
     dirty = _dirty_key()
     keys = [f"{KEY_PREFIX}:{integration_id}:{window}", GENERATION_KEY] + ([dirty] if dirty else [])
     try:
         count, generation = _reading_script(redis_client(), bool(dirty))(
             keys=keys,
             # a missing generation (Redis flushed) starts as a new random one
-            args=[WINDOW_SECONDS * 2, secrets.token_hex(8), size, int(LEASE_SECONDS * 1000)],
+            args=[
+                WINDOW_SECONDS * 2,
+                secrets.token_hex(8),
+                size - unspent,
+                int(LEASE_SECONDS * 1000),
+            ],
         )
     except Exception:
         logger.warning("Alert rate limit unavailable; letting the request through", exc_info=True)
@@ -224,14 +241,23 @@ def integration_rate_check_reading(
     marked = bool(dirty)
     granted = min(size, limit - (int(count) - size))  # what was left of the limit
     with _LEASES_LOCK:
-        if len(_LEASES) >= 256:
-            _LEASES.clear()
-        if granted > 0:
-            _LEASES[integration_id] = _Lease(
-                window, granted, granted - 1, started + LEASE_SECONDS, generation, marked
-            )
-        else:
-            _LEASES.pop(integration_id, None)  # refused: the next request asks for one
+        if _LEASES_EPOCH[0] != epoch:
+            # Leases were forgotten meanwhile (an integration changed in this process):
+            # this one may carry the generation from before; keep nothing of it.
+            generation = None
+        elif granted > 0:
+            current = _LEASES.get(integration_id)
+            if current and current.left and current.window == window and started < current.until:
+                current.left += granted - 1  # another thread's lease: add to it
+                current.size += granted
+            else:
+                if len(_LEASES) >= 256:
+                    _LEASES.clear()
+                _LEASES[integration_id] = _Lease(
+                    window, granted, granted - 1, started + LEASE_SECONDS, generation, marked
+                )
+        elif lease is not None and _LEASES.get(integration_id) is lease:
+            _LEASES.pop(integration_id)  # refused: the next request asks for one unit
     if granted > 0:
         return Verdict(True, marked=marked), generation
     retry = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
