@@ -21,6 +21,7 @@ from config.settings import *  # noqa: E402,F403
 from config.settings import CACHES  # noqa: E402
 
 ROOT_URLCONF = "bench.urls"
+MACHINE_ENDPOINT_PREFIXES = [*MACHINE_ENDPOINT_PREFIXES, "/bench/bare-insert/"]  # noqa: F405
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False

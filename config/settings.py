@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "incidents.statuspages.caching.StatusPageCacheMiddleware",  # public pages before sessions
+    "incidents.alerting.middleware.MachineEndpointMiddleware",  # alert intake, likewise
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -64,6 +65,10 @@ MIDDLEWARE = [
     "oncall.middleware.HtmxSignInMiddleware",
     "oncall.middleware.ViewerTimezoneMiddleware",
 ]
+
+# Where views marked machine_endpoint (alert intake, heartbeat pings) live: called ahead of
+# the browser's middleware (incidents/alerting/middleware.py).
+MACHINE_ENDPOINT_PREFIXES = ["/integrations/"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

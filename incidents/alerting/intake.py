@@ -9,6 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from incidents.alerting import parsers
+from incidents.alerting.middleware import machine_endpoint
 from incidents.alerting.ratelimit import Verdict
 from incidents.alerting.services import alerts_ingest, integration_admit
 from incidents.models import IntegrationKind
@@ -96,18 +97,21 @@ def _receive(request: HttpRequest, token: str, kind: str) -> JsonResponse:
     )
 
 
+@machine_endpoint
 @csrf_exempt
 @require_POST
 def alertmanager_webhook(request: HttpRequest, token: str) -> JsonResponse:
     return _receive(request, token, IntegrationKind.ALERTMANAGER)
 
 
+@machine_endpoint
 @csrf_exempt
 @require_POST
 def pagerduty_events(request: HttpRequest, token: str) -> JsonResponse:
     return _receive(request, token, IntegrationKind.PAGERDUTY)
 
 
+@machine_endpoint
 @csrf_exempt
 @require_POST
 def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
@@ -135,6 +139,7 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
     )
 
 
+@machine_endpoint
 @csrf_exempt
 @require_POST
 def generic_webhook(request: HttpRequest, token: str) -> JsonResponse:

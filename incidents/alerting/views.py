@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from incidents import selectors
 from incidents.alerting import heartbeats
+from incidents.alerting.middleware import machine_endpoint
 from incidents.alerting.selectors import (
     SINCE,
     AlertFilters,
@@ -541,6 +542,7 @@ def heartbeat_delete_view(request: HttpRequest, slug: str, heartbeat_id: int) ->
 # --- The ping a monitored job sends -------------------------------------------------------
 
 
+@machine_endpoint
 @csrf_exempt
 @require_http_methods(["GET", "POST", "HEAD"])
 def heartbeat_ping(request: HttpRequest, token: str) -> HttpResponse:
