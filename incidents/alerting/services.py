@@ -12,7 +12,8 @@ import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import lru_cache, partial
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -567,9 +568,11 @@ def _remember_trigger(integration: Integration, event: AlertEvent) -> None:
         _RECENT_TRIGGERS.popitem(last=False)
 
 
-def _repeat_sets(event: AlertEvent, *, postgres: bool, new: str, old: str = "a") -> list[str]:
+def _repeat_sets(
+    event: AlertEvent | _Changes, *, postgres: bool, new: str, old: str = "a"
+) -> list[str]:
     """What a repeat changes; `new` names the incoming row (EXCLUDED, or a table of
-    parameters), `old` the stored one."""
+    parameters), `old` the stored one. Only which optional fields `event` brings counts."""
     a = old
     sets = [f"times_seen = {a}.times_seen + 1", f"payload = {new}.payload"]
     if postgres:
@@ -592,33 +595,14 @@ def _count_repeat(integration: Integration, event: AlertEvent, now) -> bool:
     """Count a repeat of the open alert with this key, the way _upsert_trigger's conflict
     branch does (same changes, same condition: not one that raises the severity of an
     alert in no incident). False, with nothing written, when there is no such alert."""
-    table = Alert._meta.db_table
     postgres = connection.vendor == "postgresql"
-    as_json = "%s::jsonb" if postgres else "%s"
-    when = "%s::timestamptz" if postgres else "%s"
-    # The stored row is named by its table (SQLite's RETURNING refuses an alias).
-    sets = _repeat_sets(event, postgres=postgres, new="n", old=table)
     # A statement of its own (no transaction around it, see alerts_ingest) commits without
     # waiting for its WAL to reach the disk. A storm's repeats all update one row, each
     # holding its lock until its commit: waiting for the flush inside that lock made the
     # storm as slow as the disk. What a crash of PostgreSQL could lose is the last
     # fraction of a second of counting (times_seen, last_seen, the latest payload) of an
     # alert that is itself stored; a new alert's INSERT still commits durably.
-    unhurried = (
-        ", set_config('synchronous_commit', 'off', true) AS unhurried"
-        if postgres and connection.get_autocommit() and not connection.in_atomic_block
-        else ""
-    )
-    sql = (
-        f"UPDATE {table} SET {', '.join(sets)} "
-        f"FROM (SELECT {as_json} AS payload, {when} AS last_seen, %s AS title, "
-        f"{as_json} AS labels, {as_json} AS annotations{unhurried}) n "
-        f"WHERE {table}.integration_id = %s AND {table}.dedup_key = %s "
-        f"AND NOT ({table}.status = 'resolved') AND ({table}.incident_id IS NOT NULL OR "
-        f"{_SEVERITY_RANK_SQL.format(col=f'{table}.severity')} "
-        f"<= {_SEVERITY_RANK_SQL.format(col='%s')}) "
-        f"RETURNING {table}.id"
-    )
+    unhurried = postgres and connection.get_autocommit() and not connection.in_atomic_block
     params = [
         json.dumps(event.payload),
         connection.ops.adapt_datetimefield_value(now),
@@ -629,7 +613,41 @@ def _count_repeat(integration: Integration, event: AlertEvent, now) -> bool:
         event.dedup_key,
         event.severity,
     ]
+    sql = _count_repeat_sql(postgres, _changes(event), unhurried)
     return prepared.fetch_one(sql, params) is not None
+
+
+class _Changes(NamedTuple):
+    """Which optional fields an event brings (what a repeat's SET changes): the shape
+    statements are composed for, once each."""
+
+    title: bool
+    labels: bool
+    annotations: bool
+
+
+def _changes(event: AlertEvent) -> _Changes:
+    return _Changes(bool(event.title), bool(event.labels), bool(event.annotations))
+
+
+@lru_cache(maxsize=32)
+def _count_repeat_sql(postgres: bool, changes: _Changes, unhurried: bool) -> str:
+    table = Alert._meta.db_table
+    as_json = "%s::jsonb" if postgres else "%s"
+    when = "%s::timestamptz" if postgres else "%s"
+    # The stored row is named by its table (SQLite's RETURNING refuses an alias).
+    sets = _repeat_sets(changes, postgres=postgres, new="n", old=table)
+    off = ", set_config('synchronous_commit', 'off', true) AS unhurried" if unhurried else ""
+    return (
+        f"UPDATE {table} SET {', '.join(sets)} "
+        f"FROM (SELECT {as_json} AS payload, {when} AS last_seen, %s AS title, "
+        f"{as_json} AS labels, {as_json} AS annotations{off}) n "
+        f"WHERE {table}.integration_id = %s AND {table}.dedup_key = %s "
+        f"AND NOT ({table}.status = 'resolved') AND ({table}.incident_id IS NOT NULL OR "
+        f"{_SEVERITY_RANK_SQL.format(col=f'{table}.severity')} "
+        f"<= {_SEVERITY_RANK_SQL.format(col='%s')}) "
+        f"RETURNING {table}.id"
+    )
 
 
 def _repeat_fields(event: AlertEvent, now) -> dict:
@@ -697,7 +715,7 @@ def _with_pending_arrival(statement: str, *, with_clause: str = "", new_only: bo
     )
 
 
-def _on_conflict_sql(event: AlertEvent, *, postgres: bool) -> str:
+def _on_conflict_sql(event: AlertEvent | _Changes, *, postgres: bool) -> str:
     """A repeat of the open alert is counted, unless it raises the severity of an alert in
     no incident (that one is routed by the caller)."""
     sets = _repeat_sets(event, postgres=postgres, new="EXCLUDED")
@@ -732,13 +750,18 @@ def _new_alert_values(integration: Integration, event: AlertEvent, when) -> list
 def _incident_to_join_sql(integration: Integration, event: AlertEvent, now) -> tuple[str, list]:
     """An expression for the open incident a new alert of this event joins by default
     (same Alertmanager group, else the time window), and its parameters."""
-    lookups = []
-    if event.group_key:
-        lookups.append(_same_group_lookup(integration.pk, event.group_key, 0))
+    params: list = [integration.pk, event.group_key, 0] if event.group_key else []
     since = connection.ops.adapt_datetimefield_value(now - _window())
-    lookups.append((_JOIN_WINDOW_DEFAULT, [integration.service_id, since, 0]))
-    params = [p for _, lookup_params in lookups for p in lookup_params]
-    return "COALESCE(" + ", ".join(f"({q})" for q, _ in lookups) + ", NULL)", params
+    params += [integration.service_id, since, 0]
+    return _incident_to_join_expression(bool(event.group_key), connection.vendor), params
+
+
+@lru_cache(maxsize=8)
+def _incident_to_join_expression(grouped: bool, vendor: str) -> str:
+    lookups = [_JOIN_WINDOW_DEFAULT]
+    if grouped:
+        lookups.insert(0, _JOIN_SAME_GROUP_PG if vendor == "postgresql" else _JOIN_SAME_GROUP)
+    return "COALESCE(" + ", ".join(f"({q})" for q in lookups) + ", NULL)"
 
 
 def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upserted | None:
@@ -810,23 +833,27 @@ def _settled_statement(integration: Integration, event: AlertEvent, now) -> tupl
     params: list = [service, when, when, service]
     paging = event.severity in PAGING_SEVERITIES
     if paging:
-        join, join_params = _incident_to_join_sql(integration, event, now)
+        _, join_params = _incident_to_join_sql(integration, event, now)
         params += join_params
-    else:
-        join = "NULL::bigint"
-    sql = _with_pending_arrival(
+    sql = _settled_sql(paging, bool(event.group_key), _changes(event))
+    return sql, params + _new_alert_values(integration, event, when)
+
+
+@lru_cache(maxsize=32)
+def _settled_sql(paging: bool, grouped: bool, changes: _Changes) -> str:
+    join = _incident_to_join_expression(grouped, "postgresql") if paging else "NULL::bigint"
+    return _with_pending_arrival(
         f"{_INSERT_ALERT_SQL}"
         "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, 1, "
         "false, j.join_id FROM j WHERE NOT j.m AND NOT j.r"
         f"{' AND j.join_id IS NOT NULL' if paging else ''} "
-        f"{_on_conflict_sql(event, postgres=True)}"
+        f"{_on_conflict_sql(changes, postgres=True)}"
         "RETURNING id, times_seen, incident_id",
         with_clause=(
             f"WITH j AS MATERIALIZED (SELECT {_IN_MAINTENANCE_SQL} AS m, "
             f"{_HAS_RULES_SQL} AS r, {join} AS join_id)"
         ),
     )
-    return sql, params + _new_alert_values(integration, event, when)
 
 
 def _ingest_settled(
