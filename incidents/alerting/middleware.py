@@ -12,13 +12,18 @@ here, as public status pages are served from their cache ahead of the same middl
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.urls import Resolver404, resolve
+
+_MACHINE_VIEWS: set = set()  # the marked functions themselves: a wrapper is not marked
 
 
 def machine_endpoint(view):
     """Mark a view that needs none of the browser's middleware (see the module)."""
-    view.machine_endpoint = True
+    _MACHINE_VIEWS.add(view)
     return view
 
 
@@ -33,7 +38,24 @@ class MachineEndpointMiddleware:
                 match = resolve(request.path_info)
             except Resolver404:
                 return self.get_response(request)
-            if getattr(match.func, "machine_endpoint", False):
-                request.resolver_match = match
-                return match.func(request, *match.args, **match.kwargs)
+            if match.func in _MACHINE_VIEWS:
+                return self._answer(request, match)
         return self.get_response(request)
+
+    @staticmethod
+    def _answer(request, match):
+        # What the skipped CommonMiddleware and XFrameOptionsMiddleware did that still
+        # matters here: ALLOWED_HOSTS (DisallowedHost becomes a logged 400), refused user
+        # agents, a Content-Length, the framing header scanners look for.
+        request.get_host()
+        agent = request.META.get("HTTP_USER_AGENT")
+        if agent is not None and any(
+            re.search(pattern, agent) for pattern in settings.DISALLOWED_USER_AGENTS
+        ):
+            raise PermissionDenied("Forbidden user agent")
+        request.resolver_match = match
+        response = match.func(request, *match.args, **match.kwargs)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
+        response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+        return response

@@ -395,7 +395,7 @@ class _Arrived:
     severity: str
 
     def get_severity_display(self) -> str:
-        return AlertSeverity(self.severity).label
+        return dict(AlertSeverity.choices).get(self.severity, self.severity)  # as Alert's
 
 
 def _claim_pending_arrivals(incident_id: int) -> list[_Arrived]:

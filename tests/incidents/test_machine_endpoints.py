@@ -71,3 +71,27 @@ def test_a_heartbeat_ping_and_an_unknown_path_under_the_prefix_answer_as_before(
     assert Client().get(f"/integrations/{token}/heartbeat").content == b"OK\n"
     assert Client().get("/integrations/nothing-here").status_code == 404
     assert Client().get("/integrations/").status_code == 404
+
+
+def test_machine_endpoints_still_refuse_a_host_not_allowed_and_keep_the_framing_header(settings):
+    settings.ALLOWED_HOSTS = ["firebreak.example.test"]
+    _, token = integration_create(service=make_service("Checkout"), kind="pagerduty")
+    url = f"/integrations/{token}/pagerduty"
+    elsewhere = Client(HTTP_HOST="attacker.example.test")
+    assert elsewhere.post(url, trigger("a"), content_type="application/json").status_code == 400
+    assert not Alert.objects.exists()
+    ours = Client(HTTP_HOST="firebreak.example.test")
+    response = ours.post(url, trigger("b"), content_type="application/json")
+    assert response.status_code == 202
+    assert response["X-Frame-Options"] == "DENY"
+    assert int(response["Content-Length"]) == len(response.content)
+
+
+def test_a_view_wrapping_a_machine_endpoint_is_not_one(rf):
+    from django.contrib.auth.decorators import login_required
+
+    from incidents.alerting import intake
+    from incidents.alerting.middleware import _MACHINE_VIEWS
+
+    assert intake.generic_webhook in _MACHINE_VIEWS
+    assert login_required(intake.generic_webhook) not in _MACHINE_VIEWS
