@@ -71,6 +71,8 @@ def main() -> int:
     services.postmortem_submit_for_review(
         postmortem=postmortem, actor=ic, reviewers=responders[1:3]
     )
+    for reviewer in responders[1:3]:  # publishing needs every reviewer's approval
+        services.postmortem_approve(postmortem=postmortem, actor=reviewer)
     services.postmortem_publish(postmortem=postmortem, actor=ic)
     postmortem.refresh_from_db()
     print(f"built the postmortem in {time.perf_counter() - started:.1f} s: "
