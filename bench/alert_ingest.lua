@@ -30,7 +30,10 @@ function init(args)
   local out = os.getenv("ALERT_BENCH_OUT")
   if out and out ~= "" then
     keys = io.open(out .. "/" .. prefix .. "keys", "w")
-    keys:setvbuf("line") -- written as they come: wrk never closes a thread's files
+    -- Buffered: a write per response was the client's own syscall, taking CPU from the
+    -- server it measures. wrk never closes a thread's files; they are flushed when it
+    -- exits, and the bench reads them after that (a lost key shows as not stored).
+    keys:setvbuf("full")
   end
   headers = { ["Content-Type"] = "application/json" }
 end
