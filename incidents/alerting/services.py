@@ -568,11 +568,22 @@ def _remember_trigger(integration: Integration, event: AlertEvent) -> None:
         _RECENT_TRIGGERS.popitem(last=False)
 
 
-def _repeat_sets(
-    event: AlertEvent | _Changes, *, postgres: bool, new: str, old: str = "a"
-) -> list[str]:
+class _Changes(NamedTuple):
+    """Which optional fields an event brings (what a repeat's SET changes): the shape
+    statements are composed for, once each."""
+
+    title: bool
+    labels: bool
+    annotations: bool
+
+
+def _changes(event: AlertEvent) -> _Changes:
+    return _Changes(bool(event.title), bool(event.labels), bool(event.annotations))
+
+
+def _repeat_sets(changes: _Changes, *, postgres: bool, new: str, old: str = "a") -> list[str]:
     """What a repeat changes; `new` names the incoming row (EXCLUDED, or a table of
-    parameters), `old` the stored one. Only which optional fields `event` brings counts."""
+    parameters), `old` the stored one."""
     a = old
     sets = [f"times_seen = {a}.times_seen + 1", f"payload = {new}.payload"]
     if postgres:
@@ -586,7 +597,7 @@ def _repeat_sets(
     else:
         sets.append(f"last_seen = {new}.last_seen")
     for name in ("title", "labels", "annotations"):
-        if getattr(event, name):
+        if getattr(changes, name):
             sets.append(f"{name} = {new}.{name}")
     return sets
 
@@ -615,19 +626,6 @@ def _count_repeat(integration: Integration, event: AlertEvent, now) -> bool:
     ]
     sql = _count_repeat_sql(postgres, _changes(event), unhurried)
     return prepared.fetch_one(sql, params) is not None
-
-
-class _Changes(NamedTuple):
-    """Which optional fields an event brings (what a repeat's SET changes): the shape
-    statements are composed for, once each."""
-
-    title: bool
-    labels: bool
-    annotations: bool
-
-
-def _changes(event: AlertEvent) -> _Changes:
-    return _Changes(bool(event.title), bool(event.labels), bool(event.annotations))
 
 
 @lru_cache(maxsize=32)
@@ -715,10 +713,10 @@ def _with_pending_arrival(statement: str, *, with_clause: str = "", new_only: bo
     )
 
 
-def _on_conflict_sql(event: AlertEvent | _Changes, *, postgres: bool) -> str:
+def _on_conflict_sql(changes: _Changes, *, postgres: bool) -> str:
     """A repeat of the open alert is counted, unless it raises the severity of an alert in
     no incident (that one is routed by the caller)."""
-    sets = _repeat_sets(event, postgres=postgres, new="EXCLUDED")
+    sets = _repeat_sets(changes, postgres=postgres, new="EXCLUDED")
     return (
         "ON CONFLICT (integration_id, dedup_key) WHERE NOT (status = 'resolved') "
         f"DO UPDATE SET {', '.join(sets)} "
@@ -747,21 +745,19 @@ def _new_alert_values(integration: Integration, event: AlertEvent, when) -> list
     ]
 
 
-def _incident_to_join_sql(integration: Integration, event: AlertEvent, now) -> tuple[str, list]:
-    """An expression for the open incident a new alert of this event joins by default
-    (same Alertmanager group, else the time window), and its parameters."""
-    params: list = [integration.pk, event.group_key, 0] if event.group_key else []
-    since = connection.ops.adapt_datetimefield_value(now - _window())
-    params += [integration.service_id, since, 0]
-    return _incident_to_join_expression(bool(event.group_key), connection.vendor), params
-
-
 @lru_cache(maxsize=8)
 def _incident_to_join_expression(grouped: bool, vendor: str) -> str:
-    lookups = [_JOIN_WINDOW_DEFAULT]
-    if grouped:
-        lookups.insert(0, _JOIN_SAME_GROUP_PG if vendor == "postgresql" else _JOIN_SAME_GROUP)
+    """An expression for the open incident a new alert joins by default (same Alertmanager
+    group, else the time window); its parameters are _incident_to_join_params'."""
+    lookups = [_same_group_sql(vendor)] if grouped else []
+    lookups.append(_JOIN_WINDOW_DEFAULT)
     return "COALESCE(" + ", ".join(f"({q})" for q in lookups) + ", NULL)"
+
+
+def _incident_to_join_params(integration: Integration, event: AlertEvent, now) -> list:
+    params: list = [integration.pk, event.group_key, 0] if event.group_key else []
+    since = connection.ops.adapt_datetimefield_value(now - _window())
+    return [*params, integration.service_id, since, 0]
 
 
 def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upserted | None:
@@ -794,7 +790,8 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
     join_first: list = []
     looks = postgres and event.severity in PAGING_SEVERITIES
     if looks:
-        found, found_params = _incident_to_join_sql(integration, event, now)
+        found = _incident_to_join_expression(bool(event.group_key), connection.vendor)
+        found_params = _incident_to_join_params(integration, event, now)
         with_join = (
             f"WITH j AS MATERIALIZED (SELECT CASE WHEN {_IN_MAINTENANCE_SQL} OR "
             f"{_HAS_RULES_SQL} THEN NULL ELSE {found} END AS join_id)"
@@ -810,7 +807,7 @@ def _upsert_trigger(integration: Integration, event: AlertEvent, now) -> _Upsert
             f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {as_json}, {as_json}, {as_json}, %s, %s, "
             "1, %s, NULL) "
         )
-    sql = f"{_INSERT_ALERT_SQL}{source}{_on_conflict_sql(event, postgres=postgres)}"
+    sql = f"{_INSERT_ALERT_SQL}{source}{_on_conflict_sql(_changes(event), postgres=postgres)}"
     sql += f"RETURNING {returning}"
     if looks:
         sql = _with_pending_arrival(sql, with_clause=with_join)
@@ -833,8 +830,7 @@ def _settled_statement(integration: Integration, event: AlertEvent, now) -> tupl
     params: list = [service, when, when, service]
     paging = event.severity in PAGING_SEVERITIES
     if paging:
-        _, join_params = _incident_to_join_sql(integration, event, now)
-        params += join_params
+        params += _incident_to_join_params(integration, event, now)
     sql = _settled_sql(paging, bool(event.group_key), _changes(event))
     return sql, params + _new_alert_values(integration, event, when)
 
@@ -1206,10 +1202,12 @@ _JOIN_SAME_GROUP = _join_sql(
 _JOIN_SAME_GROUP_PG = "SELECT firebreak_alert_group_incident(%s, %s, %s)"
 
 
+def _same_group_sql(vendor: str) -> str:
+    return _JOIN_SAME_GROUP_PG if vendor == "postgresql" else _JOIN_SAME_GROUP
+
+
 def _same_group_lookup(integration_id: int, group_key: str, exclude: int) -> tuple[str, list]:
-    if connection.vendor == "postgresql":
-        return _JOIN_SAME_GROUP_PG, [integration_id, group_key, exclude]
-    return _JOIN_SAME_GROUP, [integration_id, group_key, exclude]
+    return _same_group_sql(connection.vendor), [integration_id, group_key, exclude]
 
 
 # Alerts in an incident routed by the same rule (or all by the default) within the
